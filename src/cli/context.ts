@@ -1,0 +1,67 @@
+import type { Writable } from 'node:stream';
+import { Option, type Command } from 'commander';
+import { SETTINGS, type RawSettings, type SettingName } from '../config/settings.js';
+
+/** What a command may touch of the process: passed in so tests can run commands in-process. */
+export interface CliContext {
+  readonly env: Readonly<Record<string, string | undefined>>;
+  readonly stdout: Writable;
+  readonly stderr: Writable;
+  /** Resolves when the process is asked to stop (SIGTERM/SIGINT); serve-like commands await it. */
+  readonly stopSignal: AbortSignal;
+  exitCode: number;
+}
+
+/** Adds the flag of each named setting to a command, with its env variable and default in the help. */
+export function addSettingOptions(command: Command, names: readonly SettingName[]): Command {
+  for (const name of names) {
+    const spec = SETTINGS[name];
+    const placeholder = spec.flag.replace(/^--/, '').replace(/-/g, '_').toUpperCase();
+    const option = new Option(`${spec.flag} <${placeholder}>`, describe(name)).env(spec.env);
+    if ('default' in spec) option.default(spec.default);
+    command.addOption(option);
+  }
+  return command;
+}
+
+/**
+ * Commander already prefers the flag over the environment variable (`Option.env`), but it
+ * reads `process.env`; we resolve against ctx.env so tests can pass their own environment.
+ */
+export function rawSettings(
+  command: Command,
+  names: readonly SettingName[],
+  env: CliContext['env'],
+): RawSettings {
+  const raw: Record<string, string | undefined> = {};
+  for (const name of names) {
+    const optionKey = SETTINGS[name].flag
+      .replace(/^--/, '')
+      .replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
+    const source = command.getOptionValueSource(optionKey);
+    const fromFlag = source === 'cli' ? (command.getOptionValue(optionKey) as unknown) : undefined;
+    raw[name] = typeof fromFlag === 'string' ? fromFlag : env[SETTINGS[name].env];
+  }
+  return raw;
+}
+
+const DESCRIPTIONS: Record<SettingName, string> = {
+  kmsKeyId: 'KMS key id, ARN or alias/… that encrypts the cluster Secrets',
+  kmsRegion: 'KMS region, e.g. cn-hangzhou (required unless --kms-endpoint is given)',
+  kmsEndpoint: 'KMS endpoint host[:port] (default kms-vpc.<region>.aliyuncs.com)',
+  kmsProtocol: 'https, or http (only to a loopback endpoint)',
+  tlsCert: 'serving certificate (PEM) of the admission listener; reloaded when it changes',
+  tlsKey: 'private key (PEM) of --tls-cert',
+  clientCa: 'CA bundle (PEM); when set, client certificates are required and verified',
+  port: 'HTTPS admission port',
+  healthPort: 'HTTP port of /livez, /readyz, /healthz/kms and /metrics',
+  refreshInterval: 'how often the key is read from KMS',
+  maxStaleness: 'after this long without a KMS answer the key state is unknown',
+  onUnknown: 'allow (with a warning) or deny Secret writes while the key state is unknown',
+  mode: 'enforce (deny while the key is unusable) or warn (allow with a warning)',
+  logLevel: 'fatal, error, warn, info, debug, trace or silent',
+};
+
+function describe(name: SettingName): string {
+  return DESCRIPTIONS[name];
+}

@@ -1,0 +1,75 @@
+/**
+ * The key-state model shared by the monitor (which produces snapshots) and the
+ * admission, health and CLI layers (which only read them). Pure types, no I/O.
+ */
+
+/** Why a key cannot be used for envelope encryption right now. */
+export type UnusableReason =
+  | 'Disabled'
+  | 'PendingDeletion'
+  | 'PendingImport'
+  | 'NotFound'
+  | 'NoPermission'
+  | 'MaterialExpired';
+
+/** Why the guard does not know the key's state. */
+export type UnknownReason = 'NeverFetched' | 'Stale';
+
+export type KeyStatus = 'usable' | 'unusable' | 'unknown';
+
+/** What KMS told us about the key on the last successful DescribeKey (+ version calls). */
+export interface KeyFacts {
+  /** The resolved KeyId (never an alias or ARN). */
+  readonly keyId: string;
+  readonly arn: string | undefined;
+  /** KMS's KeyState verbatim, e.g. `Enabled`, `Disabled`, `PendingDeletion`, `PendingImport`. */
+  readonly keyState: string;
+  readonly primaryKeyVersion: string | undefined;
+  readonly creationDate: Date | undefined;
+  /** LastRotationDate, or CreationDate if the key never rotated: the stamp's rotation time. */
+  readonly rotationTime: Date | undefined;
+  readonly lastRotationDate: Date | undefined;
+  readonly nextRotationDate: Date | undefined;
+  readonly automaticRotation: string | undefined;
+  readonly rotationInterval: string | undefined;
+  readonly deleteDate: Date | undefined;
+  readonly deletionProtection: string | undefined;
+  readonly materialExpireTime: Date | undefined;
+  readonly origin: string | undefined;
+}
+
+/** A failed lookup, normalized from the SDK's error shapes. */
+export interface LookupFailure {
+  readonly code: string;
+  readonly message: string;
+  readonly httpStatus: number | undefined;
+  readonly at: Date;
+}
+
+/**
+ * One read of the guard's knowledge about the key. Producing it never does I/O:
+ * the admission hot path reads only this.
+ */
+export interface KeySnapshot {
+  /** The key id, ARN or alias as configured. */
+  readonly configuredKeyId: string;
+  readonly status: KeyStatus;
+  /** Set when status is `unusable` or `unknown`. */
+  readonly reason: UnusableReason | UnknownReason | undefined;
+  /** Facts from the last successful lookup, if any. */
+  readonly key: KeyFacts | undefined;
+  /** When KMS last answered authoritatively (success or a definitive error such as NotFound). */
+  readonly lastSuccessAt: Date | undefined;
+  readonly lastFailure: LookupFailure | undefined;
+  /** When this snapshot was taken. */
+  readonly checkedAt: Date;
+  /** Seconds since lastSuccessAt, or undefined when never fetched. */
+  readonly ageSeconds: number | undefined;
+  /** True once the first lookup has finished, successfully or not. */
+  readonly firstLookupDone: boolean;
+}
+
+/** What the admission and health layers need from the monitor. */
+export interface KeySnapshotSource {
+  snapshot(): KeySnapshot;
+}
