@@ -1,0 +1,45 @@
+import { pino, type DestinationStream, type Logger, type LoggerOptions } from 'pino';
+import type { LogLevel } from '../config/settings.js';
+
+/**
+ * Paths that could hold Secret data. Admission handlers never log objects, but redaction
+ * is the second fence: a Secret (or AdmissionReview) logged by mistake loses its payload.
+ */
+export const REDACTED_PATHS = [
+  'data',
+  'stringData',
+  '*.data',
+  '*.stringData',
+  '*.*.data',
+  '*.*.stringData',
+  'object',
+  'oldObject',
+  '*.object',
+  '*.oldObject',
+  '*.*.object',
+  '*.*.oldObject',
+  'req.body',
+  'request.body',
+  'body',
+  'accessKeySecret',
+  '*.accessKeySecret',
+  'headers.authorization',
+  'req.headers.authorization',
+];
+
+export function loggerOptions(level: LogLevel): LoggerOptions {
+  return {
+    level,
+    base: { service: 'kms-secret-guard' },
+    timestamp: pino.stdTimeFunctions.isoTime,
+    redact: { paths: REDACTED_PATHS, censor: '[redacted]' },
+    formatters: { level: (label) => ({ level: label }) },
+  };
+}
+
+/** A JSON logger; tests pass their own destination stream to inspect every byte. */
+export function createLogger(level: LogLevel, destination?: DestinationStream): Logger {
+  return destination ? pino(loggerOptions(level), destination) : pino(loggerOptions(level));
+}
+
+export type { Logger };
