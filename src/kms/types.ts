@@ -44,6 +44,33 @@ export interface LookupFailure {
   readonly message: string;
   readonly httpStatus: number | undefined;
   readonly at: Date;
+  /** KMS's RequestId, for support tickets. */
+  readonly requestId?: string | undefined;
+  /** Throttling, 5xx, network trouble or a timeout: retried with backoff. */
+  readonly transient?: boolean;
+}
+
+/** A definitive KMS answer that the key cannot be used (as opposed to trouble reaching KMS). */
+export type KeyVerdict = 'NotFound' | 'NoPermission';
+
+/** What one lookup produced; the monitor folds these into KeyObservations. */
+export type KeyLookupOutcome =
+  | { readonly kind: 'found'; readonly facts: KeyFacts; readonly at: Date }
+  | { readonly kind: 'verdict'; readonly verdict: KeyVerdict; readonly failure: LookupFailure }
+  | { readonly kind: 'failed'; readonly failure: LookupFailure };
+
+/** Everything the monitor remembers between lookups; classification turns it into a KeySnapshot. */
+export interface KeyObservations {
+  readonly configuredKeyId: string;
+  /** Facts from the last successful DescribeKey (kept after a later verdict, for context). */
+  readonly facts: KeyFacts | undefined;
+  /** Set when the last authoritative answer was NotFound / NoPermission rather than facts. */
+  readonly verdict: KeyVerdict | undefined;
+  /** When KMS last answered authoritatively (facts or a verdict). */
+  readonly lastSuccessAt: Date | undefined;
+  /** The last failure since lastSuccessAt (a verdict counts as one), if any. */
+  readonly lastFailure: LookupFailure | undefined;
+  readonly firstLookupDone: boolean;
 }
 
 /**

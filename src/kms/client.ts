@@ -1,0 +1,276 @@
+import KmsSdk from '@alicloud/kms20160120';
+import RpcClient from '@alicloud/rpc-client';
+import Credentials from '@alicloud/credentials';
+import type { KmsSettings } from '../config/settings.js';
+import { KmsError, toKmsError } from './errors.js';
+
+export { KmsError, toKmsError, LOCAL_ERROR_CODES } from './errors.js';
+
+/**
+ * A thin, typed wrapper around `@alicloud/kms20160120` (RPC style, signature v1.0).
+ * Every call has short connect/read timeouts and no SDK retries: the monitor owns retries
+ * (with backoff), and KMS key reads share a small per-account QPS budget.
+ */
+
+/** The fields of DescribeKey's KeyMetadata the guard uses; dates are KMS's ISO 8601 strings. */
+export interface KmsKeyMetadata {
+  readonly requestId: string | undefined;
+  readonly keyId: string;
+  readonly arn: string | undefined;
+  readonly keyState: string;
+  readonly keySpec: string | undefined;
+  readonly keyUsage: string | undefined;
+  readonly origin: string | undefined;
+  readonly protectionLevel: string | undefined;
+  readonly creationDate: string | undefined;
+  readonly primaryKeyVersion: string | undefined;
+  readonly lastRotationDate: string | undefined;
+  readonly nextRotationDate: string | undefined;
+  readonly automaticRotation: string | undefined;
+  readonly rotationInterval: string | undefined;
+  readonly deleteDate: string | undefined;
+  readonly deletionProtection: string | undefined;
+  readonly materialExpireTime: string | undefined;
+}
+
+export interface KmsKeyVersion {
+  readonly keyId: string;
+  readonly keyVersionId: string;
+  readonly creationDate: string | undefined;
+}
+
+export interface KmsApi {
+  /** DescribeKey; `keyId` may be a key id, `alias/…` or an ARN. */
+  describeKey(keyId: string): Promise<KmsKeyMetadata>;
+  /** ListKeyVersions, every page. */
+  listKeyVersions(keyId: string): Promise<KmsKeyVersion[]>;
+  describeKeyVersion(keyId: string, keyVersionId: string): Promise<KmsKeyVersion>;
+}
+
+/** An explicit access key (tests, or credentials read from an injected environment). */
+export interface StaticCredential {
+  readonly accessKeyId: string;
+  readonly accessKeySecret: string;
+  readonly securityToken?: string | undefined;
+}
+
+/** Anything `@alicloud/credentials` can sign with, e.g. `new Credential()` (the default chain). */
+export type CredentialProvider = InstanceType<typeof Credentials.default>;
+
+export type CredentialLike = StaticCredential | CredentialProvider;
+
+export interface KmsClientOptions {
+  /** Default: the Alibaba Cloud default credential chain (reads the process environment). */
+  readonly credential?: CredentialLike;
+  /** TCP connect timeout per call (default 1000 ms). */
+  readonly connectTimeoutMs?: number;
+  /** Time to the response per call (default 2000 ms). */
+  readonly readTimeoutMs?: number;
+}
+
+export const DEFAULT_CONNECT_TIMEOUT_MS = 1000;
+export const DEFAULT_READ_TIMEOUT_MS = 2000;
+const VERSION_PAGE_SIZE = 100;
+const MAX_VERSION_PAGES = 50;
+
+function isStatic(credential: CredentialLike): credential is StaticCredential {
+  return 'accessKeySecret' in credential && typeof credential.accessKeySecret === 'string';
+}
+
+/**
+ * The default credential chain, rebuilt after a failure. The library's chain remembers the
+ * last provider it tried even when every provider failed and afterwards asks only that one,
+ * so a chain that failed once (e.g. the RRSA token file was not mounted yet) never recovers.
+ */
+export function defaultCredentialChain(): CredentialProvider {
+  let chain = new Credentials.default();
+  async function credentials(): Promise<Awaited<ReturnType<CredentialProvider['getCredential']>>> {
+    const current = chain;
+    try {
+      return await current.getCredential();
+    } catch (error) {
+      if (chain === current) chain = new Credentials.default();
+      throw error;
+    }
+  }
+  // What the RPC client calls to sign a request (the library's own names).
+  const reader = {
+    getCredential: credentials,
+    getAccessKeyId: async () => (await credentials()).accessKeyId,
+    getAccessKeySecret: async () => (await credentials()).accessKeySecret,
+    getSecurityToken: async () => (await credentials()).securityToken,
+    getType: () => 'default',
+    getBearerToken: () => undefined,
+  };
+  return reader as unknown as CredentialProvider;
+}
+
+/** Builds the credential the SDK signs with; the default chain when none is given. */
+export function toSdkCredential(credential: CredentialLike | undefined): CredentialProvider {
+  if (credential === undefined) return defaultCredentialChain();
+  if (!isStatic(credential)) return credential;
+  const token = credential.securityToken;
+  const config = new Credentials.Config(
+    token !== undefined && token !== ''
+      ? {
+          type: 'sts',
+          accessKeyId: credential.accessKeyId,
+          accessKeySecret: credential.accessKeySecret,
+          securityToken: token,
+        }
+      : {
+          type: 'access_key',
+          accessKeyId: credential.accessKeyId,
+          accessKeySecret: credential.accessKeySecret,
+        },
+  );
+  return new Credentials.default(config);
+}
+
+/**
+ * Reads the access key variables of the default chain from an injected environment, so the
+ * CLI can honour `ctx.env`; returns undefined when they are absent (then the chain decides).
+ */
+export function staticCredentialFromEnv(
+  env: Readonly<Record<string, string | undefined>>,
+): StaticCredential | undefined {
+  const accessKeyId = env.ALIBABA_CLOUD_ACCESS_KEY_ID?.trim();
+  const accessKeySecret = env.ALIBABA_CLOUD_ACCESS_KEY_SECRET?.trim();
+  if (!accessKeyId || !accessKeySecret) return undefined;
+  const securityToken = env.ALIBABA_CLOUD_SECURITY_TOKEN?.trim();
+  return securityToken
+    ? { accessKeyId, accessKeySecret, securityToken }
+    : { accessKeyId, accessKeySecret };
+}
+
+function record(value: unknown): Record<string, unknown> {
+  return typeof value === 'object' && value !== null ? (value as Record<string, unknown>) : {};
+}
+
+function optionalText(value: unknown): string | undefined {
+  if (typeof value === 'string') return value === '' ? undefined : value;
+  if (typeof value === 'number' || typeof value === 'boolean') return String(value);
+  return undefined;
+}
+
+function toMetadata(response: unknown): KmsKeyMetadata {
+  const body = record(response);
+  const meta = record(body.keyMetadata ?? body.KeyMetadata);
+  const field = (camel: string): string | undefined =>
+    optionalText(meta[camel] ?? meta[camel.charAt(0).toUpperCase() + camel.slice(1)]);
+  const keyId = field('keyId');
+  const keyState = field('keyState');
+  if (keyId === undefined || keyState === undefined) {
+    throw new KmsError({
+      code: 'InvalidResponse',
+      message: 'DescribeKey answered without KeyMetadata.KeyId / KeyState',
+      transient: true,
+    });
+  }
+  return {
+    requestId: optionalText(body.requestId ?? body.RequestId),
+    keyId,
+    arn: field('arn'),
+    keyState,
+    keySpec: field('keySpec'),
+    keyUsage: field('keyUsage'),
+    origin: field('origin'),
+    protectionLevel: field('protectionLevel'),
+    creationDate: field('creationDate'),
+    primaryKeyVersion: field('primaryKeyVersion'),
+    lastRotationDate: field('lastRotationDate'),
+    nextRotationDate: field('nextRotationDate'),
+    automaticRotation: field('automaticRotation'),
+    rotationInterval: field('rotationInterval'),
+    deleteDate: field('deleteDate'),
+    deletionProtection: field('deletionProtection'),
+    materialExpireTime: field('materialExpireTime'),
+  };
+}
+
+function toKeyVersion(value: unknown): KmsKeyVersion | undefined {
+  const version = record(value);
+  const keyId = optionalText(version.keyId ?? version.KeyId);
+  const keyVersionId = optionalText(version.keyVersionId ?? version.KeyVersionId);
+  if (keyId === undefined || keyVersionId === undefined) return undefined;
+  return {
+    keyId,
+    keyVersionId,
+    creationDate: optionalText(version.creationDate ?? version.CreationDate),
+  };
+}
+
+export function createKmsClient(kms: KmsSettings, options: KmsClientOptions = {}): KmsApi {
+  const connectTimeout = options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
+  const readTimeout = options.readTimeoutMs ?? DEFAULT_READ_TIMEOUT_MS;
+  const config = new RpcClient.Config({
+    endpoint: kms.endpoint,
+    protocol: kms.protocol,
+    credential: toSdkCredential(options.credential),
+    connectTimeout,
+    readTimeout,
+    ...(kms.regionId !== undefined ? { regionId: kms.regionId } : {}),
+  });
+  const sdk = new KmsSdk.default(config);
+  // One attempt per call: the SDK's own retry loop would multiply load during throttling.
+  type RuntimeOptions = Parameters<typeof sdk.describeKeyEx>[1];
+  // One attempt per call: the SDK's own retry loop would multiply load during throttling.
+  const runtime = (): RuntimeOptions =>
+    // The SDK only reads these fields; its RuntimeOptions class lives in a transitive package.
+    // eslint-disable-next-line @typescript-eslint/no-unsafe-class-instance-assignment
+    ({ autoretry: false, maxAttempts: 1, connectTimeout, readTimeout }) as RuntimeOptions;
+
+  async function call<T>(work: () => Promise<T>): Promise<T> {
+    try {
+      return await work();
+    } catch (error) {
+      throw toKmsError(error);
+    }
+  }
+
+  return {
+    describeKey: (keyId) =>
+      call(async () =>
+        toMetadata(await sdk.describeKeyEx(new KmsSdk.DescribeKeyRequest({ keyId }), runtime())),
+      ),
+    listKeyVersions: (keyId) =>
+      call(async () => {
+        const versions: KmsKeyVersion[] = [];
+        for (let pageNumber = 1; pageNumber <= MAX_VERSION_PAGES; pageNumber += 1) {
+          const response = record(
+            await sdk.listKeyVersionsEx(
+              new KmsSdk.ListKeyVersionsRequest({ keyId, pageNumber, pageSize: VERSION_PAGE_SIZE }),
+              runtime(),
+            ),
+          );
+          const page = record(response.keyVersions ?? response.KeyVersions);
+          const items = page.keyVersion ?? page.KeyVersion;
+          for (const item of Array.isArray(items) ? (items as unknown[]) : []) {
+            const version = toKeyVersion(item);
+            if (version) versions.push(version);
+          }
+          const total = Number(response.totalCount ?? response.TotalCount ?? 0);
+          if (!Array.isArray(items) || items.length === 0 || versions.length >= total) break;
+        }
+        return versions;
+      }),
+    describeKeyVersion: (keyId, keyVersionId) =>
+      call(async () => {
+        const response = record(
+          await sdk.describeKeyVersionEx(
+            new KmsSdk.DescribeKeyVersionRequest({ keyId, keyVersionId }),
+            runtime(),
+          ),
+        );
+        const version = toKeyVersion(response.keyVersion ?? response.KeyVersion);
+        if (!version) {
+          throw new KmsError({
+            code: 'InvalidResponse',
+            message: 'DescribeKeyVersion answered without KeyVersion',
+            transient: true,
+          });
+        }
+        return version;
+      }),
+  };
+}

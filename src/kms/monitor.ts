@@ -1,0 +1,265 @@
+/**
+ * Keeps the guard's knowledge of the KMS key fresh off the hot path: one DescribeKey per
+ * refresh interval, backoff with full jitter on transient failures, and a snapshot that is
+ * computed from memory (never I/O) so admission requests never wait for KMS.
+ */
+import type { Logger } from 'pino';
+import type { KmsSettings, MonitorSettings } from '../config/settings.js';
+import { createKmsClient, type KmsApi } from './client.js';
+import { KmsError, LOCAL_ERROR_CODES, toKmsError } from './errors.js';
+import {
+  classifyKey,
+  factsFromMetadata,
+  initialObservations,
+  outcomeFromError,
+  recordOutcome,
+  requestKeyId,
+} from './classify.js';
+import type { KeyLookupOutcome, KeySnapshot, KeySnapshotSource } from './types.js';
+
+/** Metrics hook: one call per KMS request; `result` is 'ok' or the error code. */
+export type KmsCallObserver = (call: {
+  action: string;
+  result: string;
+  durationSeconds: number;
+}) => void;
+
+/** The timer functions the monitor uses; tests pass a fake clock. */
+export interface MonitorClock {
+  now(): number;
+  setTimeout(callback: () => void, ms: number): unknown;
+  clearTimeout(handle: unknown): void;
+}
+
+export interface KeyMonitor extends KeySnapshotSource {
+  /** Begins periodic refresh (the first lookup starts at once). */
+  start(): void;
+  /** One lookup now; concurrent callers share one in-flight call. */
+  refresh(): Promise<KeySnapshot>;
+  /** Resolves when the first lookup finished (success or failure), or on stop(). */
+  readonly firstLookup: Promise<void>;
+  /** Cancels timers and waits for the in-flight call. */
+  stop(): Promise<void>;
+}
+
+export interface KeyMonitorOptions {
+  readonly kms: KmsSettings;
+  readonly monitor: MonitorSettings;
+  readonly logger: Logger;
+  /** Default: createKmsClient(kms) with the default credential chain. */
+  readonly api?: KmsApi;
+  /** Metrics hook, called once per KMS call. */
+  readonly onKmsCall?: KmsCallObserver;
+  readonly clock?: MonitorClock;
+  /** Jitter source in [0, 1). */
+  readonly random?: () => number;
+  /** Deadline of one lookup, above the client's own timeouts (default 10 s). */
+  readonly lookupTimeoutMs?: number;
+}
+
+/** First retry after a transient failure waits up to this long (or the refresh interval, if shorter). */
+export const BACKOFF_BASE_MS = 1000;
+/** Retries never wait longer than this many refresh intervals (nor half the max staleness). */
+export const BACKOFF_CAP_INTERVALS = 4;
+export const DEFAULT_LOOKUP_TIMEOUT_MS = 10_000;
+
+const systemClock: MonitorClock = {
+  now: () => Date.now(),
+  setTimeout: (callback, ms) => {
+    const handle = setTimeout(callback, ms);
+    // A forgotten monitor must not keep the process alive.
+    handle.unref();
+    return handle;
+  },
+  clearTimeout: (handle) => {
+    clearTimeout(handle as NodeJS.Timeout);
+  },
+};
+
+/**
+ * Delay before retry number `failures` (1-based): exponential with jitter, random in
+ * [ceiling/4, ceiling] where ceiling = min(cap, base·2^(failures-1)). Full jitter above a
+ * quarter of the ceiling: retries of many replicas spread out, yet a run of unlucky draws
+ * cannot turn into a burst against the shared per-account KMS QPS budget.
+ */
+export function backoffDelayMs(
+  failures: number,
+  settings: MonitorSettings,
+  random: () => number,
+): number {
+  const base = Math.min(BACKOFF_BASE_MS, settings.refreshIntervalMs);
+  const cap = Math.max(
+    base,
+    Math.min(BACKOFF_CAP_INTERVALS * settings.refreshIntervalMs, settings.maxStalenessMs / 2),
+  );
+  const ceiling = Math.min(cap, base * 2 ** Math.min(Math.max(failures, 1) - 1, 30));
+  const floor = ceiling / 4;
+  return Math.round(floor + Math.min(Math.max(random(), 0), 1) * (ceiling - floor));
+}
+
+function stateKey(snapshot: KeySnapshot): string {
+  return [
+    snapshot.status,
+    snapshot.reason ?? '',
+    snapshot.key?.keyId ?? '',
+    snapshot.key?.keyState ?? '',
+    snapshot.key?.primaryKeyVersion ?? '',
+  ].join('|');
+}
+
+export function createKeyMonitor(options: KeyMonitorOptions): KeyMonitor {
+  const { kms, monitor: settings, logger } = options;
+  const clock = options.clock ?? systemClock;
+  const random = options.random ?? Math.random;
+  const lookupTimeoutMs = options.lookupTimeoutMs ?? DEFAULT_LOOKUP_TIMEOUT_MS;
+  const api = options.api ?? createKmsClient(kms);
+  const requestedKeyId = requestKeyId(kms.keyId);
+  const log = logger.child({ component: 'kms-monitor', kmsKeyId: kms.keyId });
+
+  let observations = initialObservations(kms.keyId);
+  let inFlight: Promise<KeySnapshot> | undefined;
+  let timer: unknown;
+  let started = false;
+  let stopped = false;
+  let consecutiveFailures = 0;
+  let lastStateKey: string | undefined;
+  let markFirstLookupDone: () => void = () => undefined;
+  const firstLookup = new Promise<void>((resolve) => {
+    markFirstLookupDone = resolve;
+  });
+
+  const snapshot = (): KeySnapshot => classifyKey(observations, clock.now(), settings);
+
+  function observeCall(action: string, result: string, startedAt: number): void {
+    if (!options.onKmsCall) return;
+    try {
+      options.onKmsCall({ action, result, durationSeconds: (clock.now() - startedAt) / 1000 });
+    } catch (error) {
+      log.warn({ err: toKmsError(error).message }, 'KMS call observer failed');
+    }
+  }
+
+  /** The client has its own timeouts; this deadline only guards against a call that never settles. */
+  function withDeadline<T>(work: Promise<T>): Promise<T> {
+    let handle: unknown;
+    const deadline = new Promise<never>((_, reject) => {
+      handle = clock.setTimeout(() => {
+        reject(
+          new KmsError({
+            code: LOCAL_ERROR_CODES.timeout,
+            message: `KMS lookup did not finish within ${lookupTimeoutMs} ms`,
+            transient: true,
+          }),
+        );
+      }, lookupTimeoutMs);
+    });
+    return Promise.race([work, deadline]).finally(() => {
+      clock.clearTimeout(handle);
+    });
+  }
+
+  async function lookup(): Promise<KeyLookupOutcome> {
+    const startedAt = clock.now();
+    try {
+      const metadata = await withDeadline(api.describeKey(requestedKeyId));
+      observeCall('DescribeKey', 'ok', startedAt);
+      return { kind: 'found', facts: factsFromMetadata(metadata), at: new Date(clock.now()) };
+    } catch (thrown) {
+      const error = toKmsError(thrown);
+      observeCall('DescribeKey', error.code, startedAt);
+      return outcomeFromError(error, new Date(clock.now()));
+    }
+  }
+
+  function nextDelayMs(outcome: KeyLookupOutcome): number {
+    if (outcome.kind === 'failed' && outcome.failure.transient === true) {
+      return backoffDelayMs(consecutiveFailures, settings, random);
+    }
+    return settings.refreshIntervalMs;
+  }
+
+  function schedule(delayMs: number): void {
+    if (!started || stopped) return;
+    if (timer !== undefined) clock.clearTimeout(timer);
+    timer = clock.setTimeout(() => {
+      timer = undefined;
+      void refresh();
+    }, delayMs);
+  }
+
+  function apply(outcome: KeyLookupOutcome): KeySnapshot {
+    const previousKeyId = observations.facts?.keyId;
+    observations = recordOutcome(observations, outcome);
+    consecutiveFailures = outcome.kind === 'failed' ? consecutiveFailures + 1 : 0;
+    const current = snapshot();
+    const delayMs = nextDelayMs(outcome);
+
+    if (outcome.kind !== 'found') {
+      const { failure } = outcome;
+      log.warn(
+        {
+          code: failure.code,
+          httpStatus: failure.httpStatus,
+          requestId: failure.requestId,
+          transient: failure.transient,
+          consecutiveFailures,
+          retryInMs: started && !stopped ? delayMs : undefined,
+        },
+        `KMS DescribeKey failed: ${failure.message}`,
+      );
+    }
+    const resolvedKeyId = observations.facts?.keyId;
+    if (previousKeyId !== undefined && resolvedKeyId !== previousKeyId) {
+      log.info(
+        { previousKeyId, resolvedKeyId },
+        'the configured KMS key id now resolves to a different key',
+      );
+    }
+    const key = stateKey(current);
+    if (key !== lastStateKey) {
+      lastStateKey = key;
+      log.info(
+        {
+          status: current.status,
+          reason: current.reason,
+          resolvedKeyId,
+          keyState: current.key?.keyState,
+          primaryKeyVersion: current.key?.primaryKeyVersion,
+        },
+        'KMS key state changed',
+      );
+    }
+    markFirstLookupDone();
+    schedule(delayMs);
+    return current;
+  }
+
+  function refresh(): Promise<KeySnapshot> {
+    if (stopped) return Promise.resolve(snapshot());
+    // Cleared before apply() so that callers woken by this lookup start a fresh one.
+    inFlight ??= lookup()
+      .finally(() => {
+        inFlight = undefined;
+      })
+      .then(apply);
+    return inFlight;
+  }
+
+  return {
+    snapshot,
+    refresh,
+    firstLookup,
+    start() {
+      if (started || stopped) return;
+      started = true;
+      void refresh();
+    },
+    async stop() {
+      stopped = true;
+      if (timer !== undefined) clock.clearTimeout(timer);
+      timer = undefined;
+      if (inFlight) await inFlight;
+      markFirstLookupDone();
+    },
+  };
+}
