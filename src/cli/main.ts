@@ -1,16 +1,10 @@
 #!/usr/bin/env node
 // The process edge: the only place that reads process.env, listens for signals and exits.
-import { runCli } from './program.js';
 import type { CliContext } from './context.js';
 
+// Signal handlers come first, before the (slow) import of the commands, so a SIGTERM that
+// arrives while the process is still loading is a graceful stop, not exit 143.
 const stop = new AbortController();
-const ctx: CliContext = {
-  env: process.env,
-  stdout: process.stdout,
-  stderr: process.stderr,
-  stopSignal: stop.signal,
-  exitCode: 0,
-};
 let signals = 0;
 for (const signal of ['SIGTERM', 'SIGINT'] as const) {
   process.on(signal, () => {
@@ -21,7 +15,16 @@ for (const signal of ['SIGTERM', 'SIGINT'] as const) {
   });
 }
 
+const ctx: CliContext = {
+  env: process.env,
+  stdout: process.stdout,
+  stderr: process.stderr,
+  stopSignal: stop.signal,
+  exitCode: 0,
+};
+
 try {
+  const { runCli } = await import('./program.js');
   process.exitCode = await runCli(process.argv.slice(2), ctx);
 } catch (error) {
   process.stderr.write(
