@@ -1,0 +1,26 @@
+export {
+  startCluster,
+  DEFAULT_AUDIT_POLICY,
+  type Cluster,
+  type ClusterOptions,
+  type ClusterUser,
+  type Kubectl,
+  type KubectlOptions,
+  type KubectlResult,
+} from './cluster.js';
+export {
+  startGuard,
+  ensureNamespace,
+  PROBE_NAMESPACE,
+  type Guard,
+  type ServeOptions,
+} from './guard.js';
+export { createKmsAdmin, type KmsAdmin } from './kms.js';
+export { controlPlaneBinaries, pinnedVersions, cliPath, REPO_ROOT } from './paths.js';
+export { waitFor, freePort, freePorts } from './processes.js';
+export {
+  shippedWebhookConfigurations,
+  forLocalWebhook,
+  type WebhookConfiguration,
+  type WebhookVariant,
+} from './webhooks.js';
