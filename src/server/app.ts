@@ -1,0 +1,203 @@
+import type { ServerOptions as HttpsServerOptions } from 'node:https';
+import Fastify, {
+  LogController,
+  type FastifyError,
+  type FastifyPluginCallback,
+  type FastifyReply,
+} from 'fastify';
+import {
+  complete,
+  decideMutation,
+  decideValidation,
+  parseAdmissionReview,
+  type AdmissionPolicy,
+  type AdmissionRequest,
+  type Decision,
+} from '../admission/index.js';
+import type { KeySnapshot, KeySnapshotSource } from '../kms/types.js';
+import type { Logger } from '../logging/logger.js';
+import type { ServerMetrics, Webhook } from './metrics.js';
+
+/** kube-apiserver caps request bodies at 3 MiB objects; object + oldObject + envelope fit in 7. */
+export const ADMISSION_BODY_LIMIT = 7 * 1024 * 1024;
+
+export interface AdmissionRoutesOptions {
+  readonly source: KeySnapshotSource;
+  readonly policy: AdmissionPolicy;
+  readonly metrics?: ServerMetrics | undefined;
+  /** True while the server drains: responses then close their connection. */
+  readonly isShuttingDown?: () => boolean;
+}
+
+type Decide = (
+  request: AdmissionRequest,
+  snapshot: KeySnapshot,
+  policy: AdmissionPolicy,
+) => Decision;
+
+const DECIDERS: Record<Webhook, Decide> = {
+  validate: decideValidation,
+  mutate: (request, snapshot) => decideMutation(request, snapshot),
+};
+
+function text(value: unknown): string | undefined {
+  return typeof value === 'string' ? value : undefined;
+}
+
+function decisionLabel(decision: Decision): string {
+  if (!decision.allowed) return 'denied';
+  if (decision.patch.length > 0) return 'patched';
+  return decision.warnings.length > 0 ? 'warned' : 'allowed';
+}
+
+/**
+ * Client mistakes answered with their own status and a message a person can act on.
+ * Parser messages are never echoed: V8's JSON errors quote the body, which may hold Secret data.
+ */
+function clientError(error: FastifyError): { status: number; message: string } | undefined {
+  switch (error.code) {
+    case 'FST_ERR_CTP_BODY_TOO_LARGE':
+      return {
+        status: 413,
+        message: `The request body is larger than ${ADMISSION_BODY_LIMIT} bytes (7 MiB): an AdmissionReview never is; check what is calling the webhook.`,
+      };
+    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
+      return {
+        status: 415,
+        message: 'Content-Type must be application/json: send the AdmissionReview as JSON.',
+      };
+    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
+      return { status: 400, message: 'The request body is empty: send an AdmissionReview.' };
+    case 'FST_ERR_CTP_INVALID_JSON_BODY':
+      return {
+        status: 400,
+        message: 'The request body is not valid JSON: send an AdmissionReview as JSON.',
+      };
+    default:
+      break;
+  }
+  const status = error.statusCode ?? 500;
+  if (error instanceof SyntaxError || (status >= 400 && status < 500)) {
+    return {
+      status: status >= 400 && status < 500 ? status : 400,
+      message:
+        error instanceof SyntaxError
+          ? 'The request body is not valid JSON: send an AdmissionReview as JSON.'
+          : 'The request cannot be processed: send a JSON AdmissionReview with POST.',
+    };
+  }
+  return undefined;
+}
+
+/** POST /validate and POST /mutate: pure decisions over the monitor's snapshot, no KMS I/O. */
+export const admissionRoutes: FastifyPluginCallback<AdmissionRoutesOptions> = (
+  app,
+  options,
+  done,
+) => {
+  const { source, policy, metrics } = options;
+
+  // Only JSON bodies: text/plain would otherwise be accepted by Fastify's default parser.
+  app.removeContentTypeParser('text/plain');
+
+  // While draining, every answer (also to requests that arrived before) closes its
+  // connection, so kept-alive connections end and the listener can close.
+  app.addHook('onSend', (_request, reply, payload, next) => {
+    if (options.isShuttingDown?.() === true) void reply.header('connection', 'close');
+    next(null, payload);
+  });
+
+  app.setErrorHandler((error: FastifyError, request, reply: FastifyReply) => {
+    const known = clientError(error);
+    const webhook = request.url.startsWith('/mutate') ? 'mutate' : 'validate';
+    if (known !== undefined) {
+      request.log.warn(
+        { webhook, code: error.code, statusCode: known.status },
+        'bad admission request',
+      );
+      metrics?.observeAdmission(webhook, 'unknown', 'invalid', 0);
+      return reply.code(known.status).send({ error: 'BadRequest', message: known.message });
+    }
+    request.log.error(
+      { webhook, err: { type: error.name, code: error.code, message: error.message } },
+      'admission failed',
+    );
+    metrics?.observeAdmission(webhook, 'unknown', 'error', 0);
+    return reply
+      .code(500)
+      .send({ error: 'InternalError', message: 'The webhook failed to answer; see its logs.' });
+  });
+
+  app.setNotFoundHandler((request, reply) => {
+    return reply.code(404).send({
+      error: 'NotFound',
+      message: `No route ${request.method} ${request.url.split('?')[0] ?? ''}: the webhook serves POST /validate and POST /mutate.`,
+    });
+  });
+
+  for (const webhook of ['validate', 'mutate'] as const) {
+    const decide = DECIDERS[webhook];
+    app.post(`/${webhook}`, (request, reply) => {
+      const started = process.hrtime.bigint();
+      const parsed = parseAdmissionReview(request.body);
+      if (!parsed.ok) {
+        request.log.warn(
+          { webhook, statusCode: 400, problem: parsed.message },
+          'bad admission request',
+        );
+        metrics?.observeAdmission(webhook, 'unknown', 'invalid', 0);
+        return reply.code(400).send({ error: 'BadRequest', message: parsed.message });
+      }
+      const review = parsed.review;
+      const admission = review.request;
+      const snapshot = source.snapshot();
+      const decision = decide(admission, snapshot, policy);
+      const answer = complete(review, decision);
+      const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+      const label = decisionLabel(decision);
+      const operation = text(admission.operation) ?? 'unknown';
+      request.log.info(
+        {
+          webhook,
+          uid: admission.uid,
+          operation,
+          resource: text(admission.resource?.resource),
+          namespace: text(admission.namespace),
+          name: text(admission.name) ?? text(admission.object?.metadata?.generateName),
+          user: text(admission.userInfo?.username),
+          dryRun: admission.dryRun === true,
+          decision: label,
+          keyStatus: snapshot.status,
+          durationMs: Math.round(seconds * 1e6) / 1e3,
+        },
+        'admission',
+      );
+      metrics?.observeAdmission(webhook, operation, label, seconds);
+      return reply.send(answer);
+    });
+  }
+  done();
+};
+
+export interface AdmissionAppOptions extends AdmissionRoutesOptions {
+  readonly logger: Logger;
+  readonly https: HttpsServerOptions;
+}
+
+/** The HTTPS admission app; tests drive it with inject() or over real TLS. */
+export function buildAdmissionApp(options: AdmissionAppOptions) {
+  const app = Fastify({
+    https: options.https,
+    loggerInstance: options.logger,
+    // Fastify's own request/response lines are off: the handler logs one line per admission.
+    logController: new LogController({ disableRequestLogging: true }),
+    bodyLimit: ADMISSION_BODY_LIMIT,
+    // Keep answering on open connections while draining (a 503 would trip failurePolicy).
+    return503OnClosing: false,
+    forceCloseConnections: 'idle',
+  });
+  void app.register(admissionRoutes, options);
+  return app;
+}
+
+export type AdmissionApp = ReturnType<typeof buildAdmissionApp>;

@@ -1,0 +1,50 @@
+import Fastify, { LogController } from 'fastify';
+import { keyWarnings } from '../kms/classify.js';
+import { keyReport } from '../kms/report.js';
+import type { KeySnapshotSource } from '../kms/types.js';
+import type { Logger } from '../logging/logger.js';
+import type { ServerMetrics } from './metrics.js';
+
+export interface Readiness {
+  readonly ready: boolean;
+  readonly reason: string;
+}
+
+export interface HealthAppOptions {
+  readonly logger: Logger;
+  readonly source: KeySnapshotSource;
+  readonly metrics: ServerMetrics;
+  /** For the "facts older than two refresh intervals" warning in /healthz/kms. */
+  readonly refreshIntervalMs: number;
+  /** Readiness never looks at the key's state (CONTRACT: an unready webhook trips failurePolicy). */
+  readonly readiness: () => Readiness;
+}
+
+/** Plain HTTP: /livez, /readyz, /healthz/kms, /metrics. */
+export function buildHealthApp(options: HealthAppOptions) {
+  const app = Fastify({
+    loggerInstance: options.logger,
+    logController: new LogController({ disableRequestLogging: true }),
+  });
+  app.get('/livez', () => ({ status: 'ok' }));
+  app.get('/readyz', (_request, reply) => {
+    const readiness = options.readiness();
+    return reply
+      .code(readiness.ready ? 200 : 503)
+      .send({ status: readiness.ready ? 'ready' : 'not ready', reason: readiness.reason });
+  });
+  app.get('/healthz/kms', (_request, reply) => {
+    // The same report as `check --json`, from memory: no KMS call.
+    const snapshot = options.source.snapshot();
+    const warnings = keyWarnings(snapshot, options.refreshIntervalMs, snapshot.checkedAt.getTime());
+    const report = keyReport(snapshot, warnings);
+    return reply.code(report.usable ? 200 : 503).send(report);
+  });
+  app.get('/metrics', async (_request, reply) => {
+    const body = await options.metrics.registry.metrics();
+    return reply.header('content-type', options.metrics.registry.contentType).send(body);
+  });
+  return app;
+}
+
+export type HealthApp = ReturnType<typeof buildHealthApp>;

@@ -1,0 +1,182 @@
+import type { AddressInfo } from 'node:net';
+import type { ServeSettings } from '../config/settings.js';
+import type { KeySnapshotSource } from '../kms/types.js';
+import type { Logger } from '../logging/logger.js';
+import { buildAdmissionApp } from './app.js';
+import { buildHealthApp, type Readiness } from './health.js';
+import { createMetrics, type ServerMetrics } from './metrics.js';
+import {
+  describeCertificate,
+  readTlsMaterial,
+  secureContextOptions,
+  watchTlsFiles,
+  type TlsWatcher,
+} from './tls.js';
+
+/** A KeyMonitor, or any snapshot source (tests); `firstLookup` gates readiness when present. */
+export type MonitorLike = KeySnapshotSource & { readonly firstLookup?: Promise<void> };
+
+export interface StartServerOptions {
+  readonly settings: ServeSettings;
+  readonly logger: Logger;
+  readonly monitor: MonitorLike;
+  /** Create before the monitor to wire `metrics.onKmsCall`; default a fresh set. */
+  readonly metrics?: ServerMetrics;
+  /** Bind address of both listeners (default 0.0.0.0; tests use 127.0.0.1). */
+  readonly host?: string;
+  /** Fallback poll of the TLS files (default 10 s). */
+  readonly tlsPollIntervalMs?: number;
+  /** After this long, connections still open are cut (default 10 s). */
+  readonly shutdownTimeoutMs?: number;
+}
+
+export interface RunningServer {
+  readonly admissionUrl: string;
+  readonly healthUrl: string;
+  readonly admissionPort: number;
+  readonly healthPort: number;
+  readonly metrics: ServerMetrics;
+  readiness(): Readiness;
+  /** Re-reads the TLS files now (also happens on file change); true when new ones were applied. */
+  reloadTls(): Promise<boolean>;
+  /** /readyz → 503, stop accepting, finish in-flight admissions, close listeners. Idempotent. */
+  close(): Promise<void>;
+}
+
+function urlHost(host: string): string {
+  if (host === '0.0.0.0' || host === '::') return '127.0.0.1';
+  return host.includes(':') ? `[${host}]` : host;
+}
+
+export async function startServer(options: StartServerOptions): Promise<RunningServer> {
+  const { settings, logger, monitor } = options;
+  const host = options.host ?? '0.0.0.0';
+  const metrics = options.metrics ?? createMetrics();
+  metrics.watchKey(monitor);
+  const files = {
+    certFile: settings.tlsCertFile,
+    keyFile: settings.tlsKeyFile,
+    clientCaFile: settings.clientCaFile,
+  };
+  const material = await readTlsMaterial(files);
+  const mutualTls = material.ca !== undefined;
+
+  let tlsLoaded = false;
+  let shuttingDown = false;
+  let firstLookupDone = false;
+  void monitor.firstLookup?.then(() => {
+    firstLookupDone = true;
+  });
+  const readiness = (): Readiness => {
+    if (shuttingDown) return { ready: false, reason: 'shutting down' };
+    if (!tlsLoaded) return { ready: false, reason: 'TLS listener not started yet' };
+    if (!firstLookupDone && !monitor.snapshot().firstLookupDone) {
+      return { ready: false, reason: 'waiting for the first KMS key lookup' };
+    }
+    return { ready: true, reason: 'serving' };
+  };
+
+  const health = buildHealthApp({
+    logger: logger.child({ listener: 'health' }),
+    source: monitor,
+    metrics,
+    readiness,
+    refreshIntervalMs: settings.monitor.refreshIntervalMs,
+  });
+  const admission = buildAdmissionApp({
+    logger: logger.child({ listener: 'admission' }),
+    source: monitor,
+    policy: {
+      mode: settings.mode,
+      onUnknown: settings.onUnknown,
+      refreshIntervalMs: settings.monitor.refreshIntervalMs,
+    },
+    metrics,
+    isShuttingDown: () => shuttingDown,
+    https: {
+      ...secureContextOptions(material),
+      requestCert: mutualTls,
+      rejectUnauthorized: mutualTls,
+    },
+  });
+
+  try {
+    await health.listen({
+      host,
+      port: settings.healthPort,
+      listenTextResolver: (address) => `health listener (HTTP) on ${address}`,
+    });
+    await admission.listen({
+      host,
+      port: settings.port,
+      listenTextResolver: (address) => `admission listener (HTTPS) on ${address}`,
+    });
+  } catch (error) {
+    await Promise.allSettled([admission.close(), health.close()]);
+    throw error;
+  }
+  tlsLoaded = true;
+  const watcher: TlsWatcher = watchTlsFiles({
+    files,
+    initial: material,
+    logger,
+    apply: (next) => {
+      // Existing connections keep their session; new handshakes get the new certificate.
+      admission.server.setSecureContext(secureContextOptions(next));
+    },
+    ...(options.tlsPollIntervalMs !== undefined
+      ? { pollIntervalMs: options.tlsPollIntervalMs }
+      : {}),
+  });
+
+  const admissionPort = (admission.server.address() as AddressInfo).port;
+  const healthPort = (health.server.address() as AddressInfo).port;
+  const admissionUrl = `https://${urlHost(host)}:${admissionPort}`;
+  const healthUrl = `http://${urlHost(host)}:${healthPort}`;
+  logger.info(
+    {
+      admissionUrl,
+      healthUrl,
+      mutualTls,
+      mode: settings.mode,
+      onUnknown: settings.onUnknown,
+      certificate: describeCertificate(material.cert),
+    },
+    'kms-secret-guard webhook listening',
+  );
+
+  let closing: Promise<void> | undefined;
+  const close = async (): Promise<void> => {
+    shuttingDown = true;
+    watcher.close();
+    logger.info('shutting down: finishing in-flight admissions');
+    const timeoutMs = options.shutdownTimeoutMs ?? 10_000;
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<void>((resolve) => {
+      timer = setTimeout(() => {
+        logger.warn({ timeoutMs }, 'shutdown timeout: closing the remaining connections');
+        admission.server.closeAllConnections();
+        resolve();
+      }, timeoutMs);
+    });
+    try {
+      await Promise.race([admission.close(), deadline]);
+      await admission.close();
+    } finally {
+      clearTimeout(timer);
+    }
+    await health.close();
+    logger.info('webhook stopped');
+  };
+
+  return {
+    admissionUrl,
+    healthUrl,
+    admissionPort,
+    healthPort,
+    metrics,
+    readiness,
+    reloadTls: () => watcher.check(),
+    close: () => (closing ??= close()),
+  };
+}

@@ -1,0 +1,375 @@
+// Shared helpers of the webhook tests: fixture reviews, key snapshots, certificates, HTTPS calls.
+import { readFileSync } from 'node:fs';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { request as httpsRequest, Agent } from 'node:https';
+import { request as httpRequest } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Writable } from 'node:stream';
+import type {
+  KeyFacts,
+  KeySnapshot,
+  KeySnapshotSource,
+  UnusableReason,
+} from '../../src/kms/types.js';
+import { generateCertificates, generateClientCertificate } from '../../src/certs/generate.js';
+import type { ServeSettings } from '../../src/config/settings.js';
+
+const FIXTURES = new URL('../fixtures/admission/', import.meta.url);
+
+export type FixtureName =
+  | 'secret-create-generatename'
+  | 'secret-update'
+  | 'secret-delete'
+  | 'secret-create-dryrun'
+  | 'configmap-create';
+
+export const FIXTURE_NAMES: readonly FixtureName[] = [
+  'secret-create-generatename',
+  'secret-update',
+  'secret-delete',
+  'secret-create-dryrun',
+  'configmap-create',
+];
+
+/** A Kubernetes object as the fixtures carry it. */
+export interface FixtureObject {
+  kind: string;
+  apiVersion: string;
+  metadata: {
+    name?: string;
+    generateName?: string;
+    namespace?: string;
+    annotations?: Record<string, string>;
+    [field: string]: unknown;
+  };
+  data?: Record<string, string>;
+  stringData?: Record<string, string>;
+  [field: string]: unknown;
+}
+
+export interface FixtureReview {
+  apiVersion: string;
+  kind: string;
+  request: {
+    uid: string;
+    operation: string;
+    name?: string;
+    namespace?: string;
+    object: FixtureObject | null;
+    oldObject: FixtureObject | null;
+    dryRun: boolean;
+    [field: string]: unknown;
+  };
+}
+
+/** A fresh copy of a fixture AdmissionReview (tests may modify it). */
+export function fixture(name: FixtureName): FixtureReview {
+  return JSON.parse(readFileSync(new URL(`${name}.json`, FIXTURES), 'utf8')) as FixtureReview;
+}
+
+/** What the webhook answers, as tests read it. */
+export interface ReviewAnswer {
+  apiVersion: string;
+  kind: string;
+  response: {
+    uid: string;
+    allowed: boolean;
+    status?: { code: number; reason: string; message: string };
+    patch?: string;
+    patchType?: string;
+    warnings?: string[];
+    auditAnnotations?: Record<string, string>;
+  };
+}
+
+export interface PatchOp {
+  op: 'add' | 'replace' | 'remove' | 'move' | 'copy' | 'test';
+  path: string;
+  value?: unknown;
+}
+
+/** The JSON Patch of an answer, decoded from base64 (empty when there is none). */
+export function decodePatch(answer: ReviewAnswer): PatchOp[] {
+  const patch = answer.response.patch;
+  if (patch === undefined) return [];
+  return JSON.parse(Buffer.from(patch, 'base64').toString('utf8')) as PatchOp[];
+}
+
+export const KEY_ID = 'key-hzz6a1b2c3d4e5f6g7h8i9';
+export const NOW = new Date('2026-11-28T10:00:00Z');
+
+export function keyFacts(overrides: Partial<KeyFacts> = {}): KeyFacts {
+  return {
+    keyId: KEY_ID,
+    arn: `acs:kms:cn-hangzhou:123456789:key/${KEY_ID}`,
+    keyState: 'Enabled',
+    primaryKeyVersion: 'v-2026-11-28-primary',
+    creationDate: new Date('2026-01-01T00:00:00Z'),
+    rotationTime: new Date('2026-11-28T09:00:00Z'),
+    lastRotationDate: new Date('2026-11-28T09:00:00Z'),
+    nextRotationDate: new Date('2027-05-27T09:00:00Z'),
+    automaticRotation: 'Enabled',
+    rotationInterval: '15552000s',
+    deleteDate: undefined,
+    deletionProtection: 'Disabled',
+    materialExpireTime: undefined,
+    origin: 'Aliyun_KMS',
+    ...overrides,
+  };
+}
+
+export function usableSnapshot(overrides: Partial<KeySnapshot> = {}): KeySnapshot {
+  return {
+    configuredKeyId: 'alias/cluster-secrets',
+    status: 'usable',
+    reason: undefined,
+    key: keyFacts(),
+    lastSuccessAt: new Date(NOW.getTime() - 5_000),
+    lastFailure: undefined,
+    checkedAt: NOW,
+    ageSeconds: 5,
+    firstLookupDone: true,
+    ...overrides,
+  };
+}
+
+const KEY_STATE_OF: Record<UnusableReason, string> = {
+  Disabled: 'Disabled',
+  PendingDeletion: 'PendingDeletion',
+  PendingImport: 'PendingImport',
+  NotFound: 'Enabled',
+  NoPermission: 'Enabled',
+  MaterialExpired: 'PendingImport',
+};
+
+export function unusableSnapshot(reason: UnusableReason): KeySnapshot {
+  const lost = reason === 'NotFound' || reason === 'NoPermission';
+  return usableSnapshot({
+    status: 'unusable',
+    reason,
+    key: lost
+      ? undefined
+      : keyFacts({
+          keyState: KEY_STATE_OF[reason],
+          deleteDate: reason === 'PendingDeletion' ? new Date('2026-12-05T10:00:00Z') : undefined,
+          materialExpireTime:
+            reason === 'MaterialExpired' ? new Date('2026-11-27T00:00:00Z') : undefined,
+          origin:
+            reason === 'MaterialExpired' || reason === 'PendingImport' ? 'EXTERNAL' : 'Aliyun_KMS',
+        }),
+    configuredKeyId: lost ? KEY_ID : 'alias/cluster-secrets',
+  });
+}
+
+export function unknownSnapshot(reason: 'NeverFetched' | 'Stale'): KeySnapshot {
+  if (reason === 'NeverFetched') {
+    return {
+      configuredKeyId: KEY_ID,
+      status: 'unknown',
+      reason,
+      key: undefined,
+      lastSuccessAt: undefined,
+      lastFailure: { code: 'Rejected.Throttling', message: 'throttled', httpStatus: 400, at: NOW },
+      checkedAt: NOW,
+      ageSeconds: undefined,
+      firstLookupDone: true,
+    };
+  }
+  return usableSnapshot({
+    status: 'unknown',
+    reason,
+    lastSuccessAt: new Date(NOW.getTime() - 600_000),
+    ageSeconds: 600,
+  });
+}
+
+/** A snapshot source the test controls: admissions read `current`. */
+export interface FakeSnapshotSource extends KeySnapshotSource {
+  current: KeySnapshot;
+}
+
+export function fakeSource(initial: KeySnapshot = usableSnapshot()): FakeSnapshotSource {
+  return {
+    current: initial,
+    snapshot() {
+      return this.current;
+    },
+  };
+}
+
+export interface CertDir {
+  readonly dir: string;
+  readonly caCert: string;
+  readonly caKey: string;
+  readonly certFile: string;
+  readonly keyFile: string;
+  readonly caFile: string;
+  cleanup(): Promise<void>;
+}
+
+/** A throwaway CA and a serving certificate for 127.0.0.1/localhost, written to a temp dir. */
+export async function makeCertDir(): Promise<CertDir> {
+  const dir = await mkdtemp(join(tmpdir(), 'ksg-server-test-'));
+  const generated = await generateCertificates({
+    dnsNames: ['localhost'],
+    ipAddresses: ['127.0.0.1'],
+  });
+  const certFile = join(dir, 'tls.crt');
+  const keyFile = join(dir, 'tls.key');
+  const caFile = join(dir, 'ca.crt');
+  await writeFile(certFile, generated.cert);
+  await writeFile(keyFile, generated.key);
+  await writeFile(caFile, generated.caCert);
+  return {
+    dir,
+    caCert: generated.caCert,
+    caKey: generated.caKey,
+    certFile,
+    keyFile,
+    caFile,
+    cleanup: () => rm(dir, { recursive: true, force: true }),
+  };
+}
+
+export async function clientCertificate(
+  ca: { caCert: string; caKey: string },
+  commonName = 'kube-apiserver',
+): Promise<{ cert: string; key: string }> {
+  return generateClientCertificate(ca, { commonName });
+}
+
+export function serveSettings(
+  certs: CertDir,
+  overrides: Partial<ServeSettings> = {},
+): ServeSettings {
+  return {
+    kms: { keyId: KEY_ID, regionId: 'cn-hangzhou', endpoint: '127.0.0.1:1', protocol: 'http' },
+    monitor: { refreshIntervalMs: 30_000, maxStalenessMs: 300_000 },
+    tlsCertFile: certs.certFile,
+    tlsKeyFile: certs.keyFile,
+    clientCaFile: undefined,
+    port: 0,
+    healthPort: 0,
+    onUnknown: 'allow',
+    mode: 'enforce',
+    logLevel: 'info',
+    ...overrides,
+  };
+}
+
+export interface HttpResult {
+  readonly status: number;
+  readonly headers: Record<string, string | string[] | undefined>;
+  readonly body: string;
+  json(): Record<string, unknown>;
+  /** The body as an AdmissionReview answer. */
+  answer(): ReviewAnswer;
+}
+
+export function toResult(status: number, headers: HttpResult['headers'], body: string): HttpResult {
+  return {
+    status,
+    headers,
+    body,
+    json: () => JSON.parse(body) as Record<string, unknown>,
+    answer: () => JSON.parse(body) as ReviewAnswer,
+  };
+}
+
+export interface HttpsCallOptions {
+  readonly ca: string;
+  readonly method?: string;
+  readonly body?: string | Buffer;
+  readonly headers?: Record<string, string>;
+  readonly agent?: Agent;
+  readonly cert?: string;
+  readonly key?: string;
+}
+
+/** One HTTPS request with real TLS verification against the test CA. */
+export function httpsCall(url: string, options: HttpsCallOptions): Promise<HttpResult> {
+  return new Promise((resolve, reject) => {
+    const req = httpsRequest(
+      url,
+      {
+        method: options.method ?? 'POST',
+        ca: options.ca,
+        ...(options.cert !== undefined ? { cert: options.cert } : {}),
+        ...(options.key !== undefined ? { key: options.key } : {}),
+        ...(options.agent !== undefined ? { agent: options.agent } : { agent: false }),
+        headers: { 'content-type': 'application/json', ...options.headers },
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (chunk: Buffer) => chunks.push(chunk));
+        res.on('end', () => {
+          resolve(toResult(res.statusCode ?? 0, res.headers, Buffer.concat(chunks).toString()));
+        });
+        res.on('error', reject);
+      },
+    );
+    req.on('error', reject);
+    req.end(options.body);
+  });
+}
+
+export function postReview(
+  url: string,
+  review: unknown,
+  ca: string,
+  extra: Partial<HttpsCallOptions> = {},
+): Promise<HttpResult> {
+  return httpsCall(url, { ca, body: JSON.stringify(review), ...extra });
+}
+
+export function httpGet(url: string): Promise<HttpResult> {
+  return new Promise((resolve, reject) => {
+    const req = httpRequest(url, { agent: false }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (chunk: Buffer) => chunks.push(chunk));
+      res.on('end', () => {
+        resolve(toResult(res.statusCode ?? 0, res.headers, Buffer.concat(chunks).toString()));
+      });
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+/** Collects every byte a logger writes, so tests can scan all of it. */
+export class LogCapture extends Writable {
+  readonly chunks: string[] = [];
+  override _write(chunk: Buffer, _encoding: string, callback: () => void): void {
+    this.chunks.push(chunk.toString());
+    callback();
+  }
+  text(): string {
+    return this.chunks.join('');
+  }
+  lines(): Record<string, unknown>[] {
+    return this.text()
+      .split('\n')
+      .filter((line) => line.trim() !== '')
+      .map((line) => JSON.parse(line) as Record<string, unknown>);
+  }
+}
+
+/** Polls a condition (bounded) — for effects driven by fs.watch or other processes. */
+export async function eventually(
+  condition: () => Promise<boolean> | boolean,
+  { attempts = 100, intervalMs = 50 } = {},
+): Promise<boolean> {
+  for (let attempt = 0; attempt < attempts; attempt += 1) {
+    // A throwing condition (e.g. a refused handshake) counts as "not yet".
+    if (
+      await Promise.resolve()
+        .then(condition)
+        .catch(() => false)
+    )
+      return true;
+    await new Promise((resolve) => setTimeout(resolve, intervalMs));
+  }
+  return false;
+}
