@@ -1,0 +1,100 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import t from 'tap';
+import { parse } from 'yaml';
+import { SETTINGS } from '../../src/config/settings.js';
+import { MANIFESTS, REPO_ROOT } from '../helpers/manifests.js';
+
+// The operator sections of the README must agree with the code and the manifests.
+const readme = readFileSync(join(REPO_ROOT, 'README.md'), 'utf8');
+
+interface PolicyStatement {
+  Effect: string;
+  Action: string | string[];
+  Resource?: string[];
+  Principal?: unknown;
+}
+const policies = [...readme.matchAll(/```json\n([\s\S]*?)```/g)].map(
+  (match) => JSON.parse(match[1] ?? '') as { Version: string; Statement: PolicyStatement[] },
+);
+
+t.test('README starts with the install and test commands', async (t) => {
+  t.match(readme, /^# kms-secret-guard\n\n```sh\nnpm install\nnpm test\n```/, 'first lines kept');
+  t.match(readme, /\n## Node\.js versions\n/, 'the Node.js versions section is kept');
+});
+
+t.test('the configuration reference lists every setting with its env and default', async (t) => {
+  for (const spec of Object.values(SETTINGS)) {
+    const row = readme.split('\n').find((line) => line.startsWith(`| \`${spec.flag}\``));
+    t.ok(row, `a row for ${spec.flag}`);
+    t.match(row ?? '', `\`${spec.env}\``, `${spec.flag} row names ${spec.env}`);
+    if ('default' in spec) {
+      t.match(
+        row ?? '',
+        `\`${spec.default}\``,
+        `${spec.flag} row shows the default ${spec.default}`,
+      );
+    }
+  }
+});
+
+t.test('RAM policies: least privilege for the guard, deny for the encryption switch', async (t) => {
+  const statements = policies.flatMap((policy) => policy.Statement);
+  const actions = (statement: PolicyStatement): string[] =>
+    Array.isArray(statement.Action) ? statement.Action : [statement.Action];
+  const guard = statements.find((statement) => actions(statement).includes('kms:DescribeKey'));
+  t.same(guard && actions(guard), ['kms:DescribeKey'], 'the guard policy allows DescribeKey only');
+  t.equal(guard?.Effect, 'Allow', 'as an Allow');
+  t.match(guard?.Resource?.[0] ?? '', /^acs:kms:[^:]+:[^:]+:key\//, 'scoped to one key ARN');
+  const deny = statements.find((statement) =>
+    actions(statement).includes('cs:UpdateKMSEncryption'),
+  );
+  t.equal(deny?.Effect, 'Deny', 'cs:UpdateKMSEncryption is denied');
+  const trust = statements.find((statement) => actions(statement).includes('sts:AssumeRole'));
+  t.match(
+    JSON.stringify(trust),
+    /system:serviceaccount:kms-secret-guard:kms-secret-guard"/,
+    'the RRSA trust policy names the webhook ServiceAccount',
+  );
+  t.match(
+    JSON.stringify(trust),
+    /system:serviceaccount:kms-secret-guard:kms-secret-guard-reencrypt"/,
+    'and the reencrypt ServiceAccount',
+  );
+  for (const policy of policies) t.equal(policy.Version, '1', 'RAM policy Version "1"');
+});
+
+t.test('RRSA names in the README match the manifests', async (t) => {
+  const namespace = parse(readFileSync(join(MANIFESTS, 'base/namespace.yaml'), 'utf8')) as {
+    metadata: { labels: Record<string, string> };
+  };
+  t.equal(
+    namespace.metadata.labels['pod-identity.alibabacloud.com/injection'],
+    'on',
+    'namespace label as documented',
+  );
+  t.match(readme, "pod-identity.alibabacloud.com/injection: 'on'", 'README documents the label');
+  t.match(readme, 'pod-identity.alibabacloud.com/role-name', 'README documents the annotation');
+});
+
+t.test('every manifests/ folder the README applies exists', async (t) => {
+  const folders = new Set(
+    [...readme.matchAll(/kubectl (?:apply|delete|diff) -k (manifests\/[\w./-]+)/g)].map(
+      (match) => match[1] ?? '',
+    ),
+  );
+  t.ok(folders.size >= 4, 'the README applies several folders');
+  for (const folder of folders) {
+    t.ok(existsSync(join(REPO_ROOT, folder, 'kustomization.yaml')), `${folder} is a kustomization`);
+  }
+});
+
+t.test('the README explains the failurePolicy and names every alert', async (t) => {
+  t.match(readme, /### Why `failurePolicy: Ignore` is the default/, 'failurePolicy section');
+  const rules = parse(readFileSync(join(MANIFESTS, 'monitoring/prometheusrule.yaml'), 'utf8')) as {
+    spec: { groups: { rules: { alert: string }[] }[] };
+  };
+  const alerts = rules.spec.groups.flatMap((group) => group.rules.map((rule) => rule.alert));
+  t.ok(alerts.length >= 5, 'at least five alerts');
+  for (const alert of alerts) t.match(readme, alert, `README mentions ${alert}`);
+});
