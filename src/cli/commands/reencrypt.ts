@@ -1,10 +1,109 @@
-import { Command } from 'commander';
-import type { CliContext } from '../context.js';
+import { Command, Option } from 'commander';
+import { ConfigError } from '../../config/errors.js';
+import { parseDuration } from '../../config/duration.js';
+import { parseKmsSettings } from '../../config/settings.js';
+import { addSettingOptions, rawSettings, type CliContext } from '../context.js';
+import { packageVersion } from '../version.js';
 
-// Placeholder until the command is implemented.
+const KMS_SETTINGS = ['kmsKeyId', 'kmsRegion', 'kmsEndpoint', 'kmsProtocol'] as const;
+
+interface ReencryptFlags {
+  kubeconfig?: string;
+  context?: string;
+  namespace?: string;
+  selector?: string;
+  fieldSelector?: string;
+  dryRun?: boolean;
+  concurrency: string;
+  qps: string;
+  pageSize: string;
+  progressInterval: string;
+  json?: boolean;
+}
+
 export function reencryptCommand(ctx: CliContext): Command {
-  return new Command('reencrypt').description('(not yet implemented)').action(() => {
-    ctx.stderr.write('reencrypt: not implemented yet\n');
-    ctx.exitCode = 2;
+  const command = new Command('reencrypt')
+    .description(
+      'After a KMS key rotation, rewrite every Secret still stamped with an older key version (metadata only: Secret data is never read).',
+    )
+    .option(
+      '--kubeconfig <path>',
+      'kubeconfig file (default: $KUBECONFIG, ~/.kube/config, in-cluster)',
+    )
+    .option('--context <name>', 'kubeconfig context to use (default: its current-context)')
+    .option('-n, --namespace <namespace>', 'only this namespace (default: all namespaces)')
+    .option('-l, --selector <labels>', 'only Secrets matching this label selector, e.g. app=web')
+    .option(
+      '--field-selector <fields>',
+      'only Secrets matching this field selector, e.g. type=Opaque',
+    )
+    .option(
+      '--dry-run',
+      'change nothing; report Secrets per key version and how many would be rewritten',
+    )
+    .addOption(new Option('--concurrency <n>', 'patches in flight at once').default('4'))
+    .addOption(
+      new Option('--qps <n>', 'API requests per second (lists, reads and patches)').default('20'),
+    )
+    .addOption(new Option('--page-size <n>', 'Secrets per list page').default('500'))
+    .addOption(
+      new Option(
+        '--progress-interval <duration>',
+        'without a TTY: how often a JSON progress line goes to stderr',
+      ).default('10s'),
+    )
+    .option('--json', 'print the final summary as JSON on stdout');
+  addSettingOptions(command, KMS_SETTINGS);
+  command.action(async (flags: ReencryptFlags, self: Command) => {
+    ctx.exitCode = await reencrypt(ctx, flags, self);
   });
+  return command;
+}
+
+async function reencrypt(ctx: CliContext, flags: ReencryptFlags, self: Command): Promise<number> {
+  const concurrency = integerFlag('--concurrency', flags.concurrency, 1, 64);
+  const qps = numberFlag('--qps', flags.qps);
+  const pageSize = integerFlag('--page-size', flags.pageSize, 1, 5000);
+  const progressIntervalMs = parseDuration(flags.progressInterval);
+  if (progressIntervalMs === undefined || progressIntervalMs <= 0) {
+    throw new ConfigError(
+      `--progress-interval must be a positive duration such as 10s or 1m (got "${flags.progressInterval}").`,
+    );
+  }
+  const kms = parseKmsSettings(rawSettings(self, KMS_SETTINGS, ctx.env));
+  // Loaded on demand: the run pulls in @kubernetes/client-node, which other commands don't need.
+  const { runReencrypt } = await import('../../reencrypt/run.js');
+  return runReencrypt(ctx, {
+    kms,
+    kubeconfigPath: flags.kubeconfig,
+    context: flags.context,
+    scope: {
+      namespace: flags.namespace,
+      labelSelector: flags.selector,
+      fieldSelector: flags.fieldSelector,
+    },
+    dryRun: flags.dryRun === true,
+    concurrency,
+    qps,
+    pageSize,
+    progressIntervalMs,
+    json: flags.json === true,
+    userAgent: `kms-secret-guard-reencrypt/${packageVersion()}`,
+  });
+}
+
+function integerFlag(flag: string, given: string, min: number, max: number): number {
+  const parsed = Number(given);
+  if (!/^\d+$/.test(given.trim()) || parsed < min || parsed > max) {
+    throw new ConfigError(`${flag} must be a whole number from ${min} to ${max} (got "${given}").`);
+  }
+  return parsed;
+}
+
+function numberFlag(flag: string, given: string): number {
+  const parsed = Number(given);
+  if (given.trim() === '' || !Number.isFinite(parsed) || parsed <= 0 || parsed > 10_000) {
+    throw new ConfigError(`${flag} must be a positive number up to 10000 (got "${given}").`);
+  }
+  return parsed;
 }

@@ -1,0 +1,248 @@
+import type { Writable } from 'node:stream';
+import { setTimeout as delay } from 'node:timers/promises';
+import cliProgress from 'cli-progress';
+import { ConfigError } from '../config/errors.js';
+import type { KmsSettings } from '../config/settings.js';
+import { createKmsClient, staticCredentialFromEnv } from '../kms/client.js';
+import { isCredentialProblem, keyVerdictOf, toKmsError } from '../kms/errors.js';
+import { createSecretMetadataClient, type ListScope } from './kube-client.js';
+import { resolveKubeconfig } from './kubeconfig.js';
+import type { TargetKey } from './plan.js';
+import { createTokenBucket } from './rate-limit.js';
+import { DEFAULT_BACKOFF, backoffDelayMs } from './retry.js';
+import { progressLine, summaryJson, summaryText, sweepExitCode } from './report.js';
+import { runSweep, type SweepClock, type SweepObserver, type SweepProgress } from './sweep.js';
+import { KeyNotUsableError, targetFromKeyMetadata } from './target.js';
+
+/**
+ * The `reencrypt` run: KMS lookup, kubeconfig, sweep, progress and summary. The CLI loads
+ * this module only when the command runs (it pulls in @kubernetes/client-node, ~75 MB of
+ * RSS that `serve` should not pay).
+ */
+
+/** What the run may touch of the process (the CLI passes its context). */
+export interface ReencryptIo {
+  readonly env: Readonly<Record<string, string | undefined>>;
+  readonly stdout: Writable;
+  readonly stderr: Writable;
+  readonly stopSignal: AbortSignal;
+}
+
+export interface ReencryptRequest {
+  readonly kms: KmsSettings;
+  readonly kubeconfigPath: string | undefined;
+  readonly context: string | undefined;
+  readonly scope: ListScope;
+  readonly dryRun: boolean;
+  readonly concurrency: number;
+  readonly qps: number;
+  readonly pageSize: number;
+  readonly progressIntervalMs: number;
+  readonly json: boolean;
+  readonly userAgent: string;
+}
+
+const KMS_ATTEMPTS = 4;
+
+/** Returns the exit code; throws ConfigError for configuration mistakes (exit 2). */
+export async function runReencrypt(ctx: ReencryptIo, request: ReencryptRequest): Promise<number> {
+  const { kms, scope, concurrency, qps } = request;
+  const cluster = resolveKubeconfig({
+    kubeconfigPath: request.kubeconfigPath,
+    context: request.context,
+    env: ctx.env,
+  });
+  const say = (line: string): void => {
+    ctx.stderr.write(`reencrypt: ${line}\n`);
+  };
+  const clock = systemClock();
+
+  let target: TargetKey;
+  try {
+    target = await readTarget(ctx, kms, clock);
+  } catch (error) {
+    if (error instanceof KeyNotUsableError) {
+      say(error.message);
+      return 1;
+    }
+    const failure = toKmsError(error);
+    if (isCredentialProblem(failure)) {
+      throw new ConfigError(
+        `cannot read KMS key ${kms.keyId}: ${failure.code}: ${failure.message}`,
+      );
+    }
+    const verdict = keyVerdictOf(failure);
+    const hint =
+      verdict === 'NotFound'
+        ? 'check --kms-key-id / KMS_KEY_ID and --kms-region.'
+        : verdict === 'NoPermission'
+          ? 'grant this identity kms:DescribeKey on the key.'
+          : 'KMS could not be reached; nothing was changed. Run again when it answers.';
+    say(`cannot read KMS key ${kms.keyId}: ${failure.code}: ${failure.message}; ${hint}`);
+    return 1;
+  }
+
+  say(
+    `${request.dryRun ? 'dry run: ' : ''}key ${target.keyId} primary version ${target.primaryKeyVersion}; cluster ${cluster.server} (${cluster.source}); ${scope.namespace !== undefined ? `namespace ${scope.namespace}` : 'all namespaces'}${scope.labelSelector !== undefined ? `, selector ${scope.labelSelector}` : ''}${scope.fieldSelector !== undefined ? `, field selector ${scope.fieldSelector}` : ''}`,
+  );
+
+  const client = createSecretMetadataClient({
+    kubeConfig: cluster.kubeConfig,
+    userAgent: request.userAgent,
+    maxSockets: concurrency + 1,
+  });
+  const progress = createProgressReporter(ctx, request.progressIntervalMs);
+  const observer: SweepObserver = {
+    onProgress: (snapshot) => {
+      progress.update(snapshot);
+    },
+    onFailure: (ref, message) => {
+      progress.log(`reencrypt: failed ${ref.namespace}/${ref.name}: ${message}\n`);
+    },
+  };
+  try {
+    const summary = await runSweep({
+      client,
+      target,
+      scope,
+      dryRun: request.dryRun,
+      pageSize: request.pageSize,
+      concurrency,
+      limiter: createTokenBucket({
+        ratePerSecond: qps,
+        burst: Math.max(1, Math.min(Math.ceil(qps), concurrency * 2)),
+        now: () => clock.now(),
+      }),
+      backoff: DEFAULT_BACKOFF,
+      clock,
+      random: Math.random,
+      signal: ctx.stopSignal,
+      observer,
+    });
+    progress.stop();
+    if (request.json) {
+      ctx.stdout.write(`${summaryJson(summary)}\n`);
+      // The JSON has the facts; the person watching the logs still gets the one line to act on.
+      if (summary.fatalError !== undefined) say(`stopped: ${summary.fatalError}`);
+      if (summary.interrupted) say('interrupted; run again to continue.');
+    } else {
+      ctx.stdout.write(summaryText(summary));
+    }
+    return sweepExitCode(summary);
+  } finally {
+    progress.stop();
+    client.close();
+  }
+}
+
+/** DescribeKey with a few retries on transient KMS trouble (throttling, network). */
+async function readTarget(
+  ctx: ReencryptIo,
+  kms: KmsSettings,
+  clock: SweepClock,
+): Promise<TargetKey> {
+  const credential = staticCredentialFromEnv(ctx.env);
+  const api = createKmsClient(kms, credential !== undefined ? { credential } : {});
+  for (let attempt = 1; ; attempt += 1) {
+    try {
+      return targetFromKeyMetadata(await api.describeKey(kms.keyId));
+    } catch (error) {
+      if (error instanceof KeyNotUsableError) throw error;
+      const failure = toKmsError(error);
+      if (!failure.transient || attempt >= KMS_ATTEMPTS) {
+        throw failure;
+      }
+      await clock.sleep(backoffDelayMs(attempt, DEFAULT_BACKOFF, Math.random), ctx.stopSignal);
+      if (ctx.stopSignal.aborted) throw failure;
+    }
+  }
+}
+
+interface ProgressReporter {
+  update(progress: SweepProgress): void;
+  /** Writes a line (to stderr; a bar on stdout redraws on its next update). */
+  log(line: string): void;
+  stop(): void;
+}
+
+/**
+ * A progress bar when stdout is a terminal; otherwise a JSON line on stderr every interval
+ * (stdout stays for the summary, so `--json` output can be piped).
+ */
+function createProgressReporter(ctx: ReencryptIo, intervalMs: number): ProgressReporter {
+  const isTty = (ctx.stdout as { isTTY?: boolean }).isTTY === true;
+  if (isTty) {
+    const bar = new cliProgress.SingleBar(
+      {
+        stream: ctx.stdout,
+        format:
+          'reencrypt [{bar}] {value}/{total} scanned | stale {stale} | rewritten {rewritten} | skipped {skipped} | failed {failed} | {duration_formatted}',
+        hideCursor: true,
+        etaBuffer: 50,
+      },
+      cliProgress.Presets.shades_classic,
+    );
+    let started = false;
+    let stopped = false;
+    return {
+      update(progress) {
+        if (stopped) return;
+        const payload = {
+          stale: progress.stale,
+          rewritten: progress.rewritten,
+          skipped: progress.skipped,
+          failed: progress.failed,
+        };
+        const total = Math.max(progress.estimatedTotal ?? progress.scanned, progress.scanned);
+        if (!started) {
+          bar.start(total, progress.scanned, payload);
+          started = true;
+        } else {
+          bar.setTotal(total);
+          bar.update(progress.scanned, payload);
+        }
+      },
+      log(line) {
+        // The bar redraws itself on the next update.
+        ctx.stderr.write(line);
+      },
+      stop() {
+        if (started && !stopped) bar.stop();
+        stopped = true;
+      },
+    };
+  }
+  let latest: SweepProgress | undefined;
+  let printed: SweepProgress | undefined;
+  const timer = setInterval(() => {
+    if (latest !== undefined && latest !== printed) {
+      ctx.stderr.write(`${progressLine(latest)}\n`);
+      printed = latest;
+    }
+  }, intervalMs);
+  timer.unref();
+  return {
+    update(progress) {
+      latest = progress;
+    },
+    log(line) {
+      ctx.stderr.write(line);
+    },
+    stop() {
+      clearInterval(timer);
+    },
+  };
+}
+
+function systemClock(): SweepClock {
+  return {
+    now: () => Date.now(),
+    async sleep(ms, signal) {
+      try {
+        await delay(ms, undefined, signal !== undefined ? { signal } : {});
+      } catch {
+        // Aborted: the caller checks the signal.
+      }
+    },
+  };
+}

@@ -1,0 +1,122 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Writable } from 'node:stream';
+import t from 'tap';
+import { runCli } from '../../src/cli/program.js';
+import type { CliContext } from '../../src/cli/context.js';
+
+/** Usage and configuration mistakes stop `reencrypt` before any request, with exit code 2. */
+
+const dir = mkdtempSync(join(tmpdir(), 'ksg-reencrypt-cli-'));
+t.teardown(() => {
+  rmSync(dir, { recursive: true, force: true });
+});
+const kubeconfigPath = join(dir, 'kubeconfig.json');
+writeFileSync(
+  kubeconfigPath,
+  JSON.stringify({
+    apiVersion: 'v1',
+    kind: 'Config',
+    // Never contacted: every case here ends before the first Kubernetes request.
+    clusters: [{ name: 'c', cluster: { server: 'https://127.0.0.1:1' } }],
+    users: [{ name: 'u', user: { token: 't' } }],
+    contexts: [{ name: 'c', context: { cluster: 'c', user: 'u' } }],
+    'current-context': 'c',
+  }),
+);
+
+async function run(
+  argv: string[],
+  env: Record<string, string> = {},
+): Promise<{ code: number; stdout: string; stderr: string }> {
+  let stdout = '';
+  let stderr = '';
+  const sink = (append: (text: string) => void): Writable =>
+    new Writable({
+      write(chunk: Buffer, _encoding, done) {
+        append(chunk.toString());
+        done();
+      },
+    });
+  const ctx: CliContext = {
+    env: { HOME: dir, ...env },
+    stdout: sink((text) => (stdout += text)),
+    stderr: sink((text) => (stderr += text)),
+    stopSignal: new AbortController().signal,
+    exitCode: 0,
+  };
+  const code = await runCli(['reencrypt', ...argv], ctx);
+  return { code, stdout, stderr };
+}
+
+const kms = ['--kms-key-id', 'key-1', '--kms-endpoint', '127.0.0.1:1', '--kms-protocol', 'http'];
+
+t.test('--help lists the flags', async (t) => {
+  const result = await run(['--help']);
+  t.equal(result.code, 0, 'exit 0');
+  for (const flag of [
+    '--dry-run',
+    '--namespace',
+    '--selector',
+    '--field-selector',
+    '--concurrency',
+    '--qps',
+    '--kubeconfig',
+    '--context',
+    '--json',
+    '--kms-key-id',
+  ]) {
+    t.match(result.stdout, flag, `mentions ${flag}`);
+  }
+});
+
+t.test('configuration mistakes exit 2 with one line naming the fix', async (t) => {
+  const cases: [string[], RegExp][] = [
+    [['--kubeconfig', kubeconfigPath], /--kms-key-id \/ KMS_KEY_ID is required/],
+    [
+      [...kms, '--kubeconfig', kubeconfigPath, '--concurrency', '0'],
+      /--concurrency must be a whole number from 1 to 64/,
+    ],
+    [[...kms, '--kubeconfig', kubeconfigPath, '--qps', 'fast'], /--qps must be a positive number/],
+    [
+      [...kms, '--kubeconfig', kubeconfigPath, '--page-size', '-5'],
+      /--page-size must be a whole number/,
+    ],
+    [
+      [...kms, '--kubeconfig', kubeconfigPath, '--progress-interval', 'often'],
+      /--progress-interval must be a positive duration/,
+    ],
+    [[...kms, '--kubeconfig', join(dir, 'missing')], /kubeconfig file .*missing .*does not exist/],
+    [[...kms, '--kubeconfig', kubeconfigPath, '--context', 'prod'], /--context prod is not in/],
+    [
+      [
+        '--kms-key-id',
+        'key-1',
+        '--kms-endpoint',
+        'kms.example.com',
+        '--kms-protocol',
+        'http',
+        '--kubeconfig',
+        kubeconfigPath,
+      ],
+      /http is refused/,
+    ],
+    [[...kms], /no Kubernetes connection found/],
+  ];
+  for (const [argv, message] of cases) {
+    const result = await run(argv);
+    t.equal(result.code, 2, `exit 2 for ${argv.slice(-2).join(' ')}`);
+    t.match(result.stderr, message, `message for ${argv.slice(-2).join(' ')}`);
+  }
+});
+
+t.test('KMS unreachable: exit 1, nothing attempted in the cluster', async (t) => {
+  const result = await run([...kms, '--kubeconfig', kubeconfigPath], {
+    ALIBABA_CLOUD_ACCESS_KEY_ID: 'LTAI-test',
+    ALIBABA_CLOUD_ACCESS_KEY_SECRET: 'secret',
+  });
+  t.equal(result.code, 1, 'exit 1');
+  t.match(result.stderr, /cannot read KMS key key-1: .*nothing was changed/, 'says what happened');
+  t.equal(result.stdout, '', 'no summary: the sweep never started');
+});
