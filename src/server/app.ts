@@ -44,6 +44,14 @@ function text(value: unknown): string | undefined {
   return typeof value === 'string' ? value : undefined;
 }
 
+const OPERATIONS = new Set(['CREATE', 'UPDATE', 'DELETE', 'CONNECT']);
+
+/** Metric label values must stay few: an unexpected operation string is counted as `other`. */
+function operationLabel(operation: string | undefined): string {
+  if (operation === undefined) return 'unknown';
+  return OPERATIONS.has(operation) ? operation : 'other';
+}
+
 function decisionLabel(decision: Decision): string {
   if (!decision.allowed) return 'denied';
   if (decision.patch.length > 0) return 'patched';
@@ -155,7 +163,7 @@ export const admissionRoutes: FastifyPluginCallback<AdmissionRoutesOptions> = (
       const answer = complete(review, decision);
       const seconds = Number(process.hrtime.bigint() - started) / 1e9;
       const label = decisionLabel(decision);
-      const operation = text(admission.operation) ?? 'unknown';
+      const operation = text(admission.operation);
       request.log.info(
         {
           webhook,
@@ -172,7 +180,7 @@ export const admissionRoutes: FastifyPluginCallback<AdmissionRoutesOptions> = (
         },
         'admission',
       );
-      metrics?.observeAdmission(webhook, operation, label, seconds);
+      metrics?.observeAdmission(webhook, operationLabel(operation), label, seconds);
       return reply.send(answer);
     });
   }

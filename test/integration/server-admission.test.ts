@@ -300,6 +300,9 @@ t.test('health listener: livez, readyz, healthz/kms and metrics', async (t) => {
   await review(h, '/mutate', fixture('secret-update'));
   h.source.current = unusableSnapshot('Disabled');
   await review(h, '/validate', fixture('secret-create-generatename'));
+  const odd = fixture('secret-update');
+  odd.request.operation = 'X'.repeat(40);
+  await review(h, '/validate', odd);
   h.server.metrics.onKmsCall({ action: 'DescribeKey', result: 'ok', durationSeconds: 0.02 });
   h.server.metrics.onKmsCall({
     action: 'DescribeKey',
@@ -315,6 +318,7 @@ t.test('health listener: livez, readyz, healthz/kms and metrics', async (t) => {
     'kms_secret_guard_admission_requests_total{webhook="validate",operation="UPDATE",decision="allowed"} 1',
     'kms_secret_guard_admission_requests_total{webhook="mutate",operation="UPDATE",decision="patched"} 1',
     'kms_secret_guard_admission_requests_total{webhook="validate",operation="CREATE",decision="denied"} 1',
+    'kms_secret_guard_admission_requests_total{webhook="validate",operation="other",decision="allowed"} 1',
     'kms_secret_guard_admission_duration_seconds_bucket{le="0.0001",webhook="validate"}',
     'kms_secret_guard_kms_calls_total{action="DescribeKey",result="ok"} 1',
     'kms_secret_guard_kms_calls_total{action="DescribeKey",result="Rejected.Throttling"} 1',
