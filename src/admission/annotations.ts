@@ -24,23 +24,28 @@ export function stampAnnotations(key: KeyFacts): Record<string, string> {
   return stamp;
 }
 
+function isMap(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
 /**
- * JSON Patch that makes the object's annotations include `stamp`. Diffing a small
- * {metadata:{annotations}} projection lets the library handle every shape (no metadata,
- * no/empty/null annotations, existing values) and '/' → '~1' escaping; no other field is
- * read, so Secret data never enters the patch. Empty when already current.
+ * JSON Patch that makes the object's annotations include `stamp`. An existing annotation
+ * map is diffed by the library (replace vs add, '/' → '~1' escaping); a missing, null or
+ * malformed map or metadata is added whole ('add' replaces an existing member), so the
+ * patch applies to any object. Only annotations are read, so Secret data never enters the
+ * patch. Empty when already current.
  */
 export function annotationPatch(
   object: ObjectWithMetadata | null | undefined,
   stamp: Readonly<Record<string, string>>,
 ): PatchOperation[] {
-  if (object === null || object === undefined) return [];
-  const metadata = object.metadata;
-  const current = metadata?.annotations ?? undefined;
-  const before: Record<string, unknown> = {};
-  if (metadata !== undefined) {
-    before.metadata = current === undefined ? {} : { annotations: { ...current } };
-  }
-  const after = { metadata: { annotations: { ...(current ?? {}), ...stamp } } };
-  return jsonPatch.compare(before, after) as PatchOperation[];
+  if (!isMap(object)) return [];
+  const metadata: unknown = object.metadata;
+  if (!isMap(metadata))
+    return [{ op: 'add', path: '/metadata', value: { annotations: { ...stamp } } }];
+  const current: unknown = metadata.annotations;
+  if (!isMap(current)) return [{ op: 'add', path: '/metadata/annotations', value: { ...stamp } }];
+  return jsonPatch
+    .compare({ annotations: current }, { annotations: { ...current, ...stamp } })
+    .map((operation) => ({ ...operation, path: `/metadata${operation.path}` })) as PatchOperation[];
 }

@@ -127,8 +127,9 @@ export function parseAdmissionReview(body: unknown): ParseResult {
 
 /** True when the request is about a core/v1 Secret itself (not a subresource). */
 export function isSecretRequest(request: AdmissionRequest): boolean {
-  const resource = request.resource;
-  if (resource !== undefined) {
+  // The envelope is untrusted JSON: `resource` may be null despite its type.
+  const resource = request.resource as AdmissionRequest['resource'] | null;
+  if (resource !== undefined && resource !== null) {
     return (
       resource.group === '' && resource.resource === 'secrets' && (request.subResource ?? '') === ''
     );

@@ -200,6 +200,9 @@ export function buildAdmissionApp(options: AdmissionAppOptions) {
     // Fastify's own request/response lines are off: the handler logs one line per admission.
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: ADMISSION_BODY_LIMIT,
+    // "__proto__" is a valid Secret data key or label; JSON.parse keeps it as a plain own
+    // property and nothing here merges request objects into prototypes, so do not refuse it.
+    onProtoPoisoning: 'ignore',
     // Keep answering on open connections while draining (a 503 would trip failurePolicy).
     return503OnClosing: false,
     forceCloseConnections: 'idle',
