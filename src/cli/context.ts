@@ -16,8 +16,9 @@ export interface CliContext {
 export function addSettingOptions(command: Command, names: readonly SettingName[]): Command {
   for (const name of names) {
     const spec = SETTINGS[name];
-    const placeholder = spec.flag.replace(/^--/, '').replace(/-/g, '_').toUpperCase();
-    const option = new Option(`${spec.flag} <${placeholder}>`, describe(name)).env(spec.env);
+    const option = new Option(`${spec.flag} <${PLACEHOLDERS[name]}>`, DESCRIPTIONS[name]).env(
+      spec.env,
+    );
     if ('default' in spec) option.default(spec.default);
     command.addOption(option);
   }
@@ -62,6 +63,19 @@ const DESCRIPTIONS: Record<SettingName, string> = {
   logLevel: 'fatal, error, warn, info, debug, trace or silent',
 };
 
-function describe(name: SettingName): string {
-  return DESCRIPTIONS[name];
-}
+const PLACEHOLDERS: Record<SettingName, string> = {
+  kmsKeyId: 'id|arn|alias/name',
+  kmsRegion: 'region',
+  kmsEndpoint: 'host[:port]',
+  kmsProtocol: 'https|http',
+  tlsCert: 'file',
+  tlsKey: 'file',
+  clientCa: 'file',
+  port: 'port',
+  healthPort: 'port',
+  refreshInterval: 'duration',
+  maxStaleness: 'duration',
+  onUnknown: 'allow|deny',
+  mode: 'enforce|warn',
+  logLevel: 'level',
+};
