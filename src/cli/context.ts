@@ -12,6 +12,20 @@ export interface CliContext {
   exitCode: number;
 }
 
+/** Resolves once the process is asked to stop (at once if it already was). */
+export function untilStopped(signal: AbortSignal): Promise<void> {
+  if (signal.aborted) return Promise.resolve();
+  return new Promise((resolve) => {
+    signal.addEventListener(
+      'abort',
+      () => {
+        resolve();
+      },
+      { once: true },
+    );
+  });
+}
+
 /** Adds the flag of each named setting to a command, with its env variable and default in the help. */
 export function addSettingOptions(command: Command, names: readonly SettingName[]): Command {
   for (const name of names) {

@@ -5,7 +5,7 @@ import { isLoopbackHost, parseLogLevel } from '../../config/settings.js';
 import { createLogger } from '../../logging/logger.js';
 import { generateAccessKey, startEmulator, type EmulatorOptions } from '../../emulator/index.js';
 import { loadState } from '../../emulator/persistence.js';
-import { addSettingOptions, rawSettings, type CliContext } from '../context.js';
+import { addSettingOptions, rawSettings, untilStopped, type CliContext } from '../context.js';
 
 interface EmulatorFlags {
   host: string;
@@ -61,7 +61,7 @@ export function kmsEmulatorCommand(ctx: CliContext): Command {
         '',
       ].join('\n'),
     );
-    await aborted(ctx.stopSignal);
+    await untilStopped(ctx.stopSignal);
     await emulator.close();
     ctx.stdout.write('kms-emulator stopped\n');
     ctx.exitCode = 0;
@@ -132,17 +132,4 @@ function readPem(path: string, flag: string): Buffer {
   } catch (error) {
     throw new ConfigError(`${flag} ${path} cannot be read: ${(error as Error).message}.`);
   }
-}
-
-function aborted(signal: AbortSignal): Promise<void> {
-  if (signal.aborted) return Promise.resolve();
-  return new Promise((resolve) => {
-    signal.addEventListener(
-      'abort',
-      () => {
-        resolve();
-      },
-      { once: true },
-    );
-  });
 }

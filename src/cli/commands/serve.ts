@@ -13,7 +13,7 @@ import { createLogger } from '../../logging/logger.js';
 import { createMetrics } from '../../server/metrics.js';
 import { startServer, type RunningServer } from '../../server/serve.js';
 import { readTlsMaterial } from '../../server/tls.js';
-import { addSettingOptions, rawSettings, type CliContext } from '../context.js';
+import { addSettingOptions, rawSettings, untilStopped, type CliContext } from '../context.js';
 
 export const SERVE_SETTINGS = Object.keys(SETTINGS) as SettingName[];
 
@@ -29,19 +29,6 @@ export interface RunServeOptions {
   readonly logDestination?: Writable;
   /** Called once both listeners are up (dev prints its instructions here). */
   readonly onListening?: (server: RunningServer) => void | Promise<void>;
-}
-
-function stopRequested(signal: AbortSignal): Promise<void> {
-  if (signal.aborted) return Promise.resolve();
-  return new Promise((resolve) => {
-    signal.addEventListener(
-      'abort',
-      () => {
-        resolve();
-      },
-      { once: true },
-    );
-  });
 }
 
 function listenError(error: unknown, settings: ServeSettings): unknown {
@@ -95,7 +82,7 @@ export async function runServe(
   }
   try {
     await options.onListening?.(server);
-    await stopRequested(ctx.stopSignal);
+    await untilStopped(ctx.stopSignal);
     logger.info({ signal: String(ctx.stopSignal.reason) }, 'stop requested');
   } finally {
     await server.close();
