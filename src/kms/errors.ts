@@ -85,14 +85,22 @@ function text(value: unknown): string | undefined {
   return typeof value === 'string' && value !== '' ? value : undefined;
 }
 
+/** Query parameters that identify or authenticate the caller, raw or URL-encoded once or twice. */
+const CREDENTIAL_PARAMETER =
+  /((?:AccessKeyId|SecurityToken|Signature|AccessKeySecret)(?:=|%3D|%253D))(?:(?!&|%26|%2526)\S)*/gi;
+
 /**
- * Error messages of httpx end with the full request URL, whose query string carries the
- * AccessKeyId and the signature: drop every query string before the text goes anywhere.
+ * Error messages can carry credentials: httpx's end with the full signed request URL, and
+ * KMS's SignatureDoesNotMatch quotes its "string to sign", which holds the AccessKeyId and
+ * (with STS/RRSA) the SecurityToken. Drop both before the text goes anywhere; as a second
+ * fence, blank any credential parameter that is left.
  */
 export function scrubMessage(message: string): string {
   return message
+    .replace(/(string to sign is:?)\s*\S*/gi, '$1 [redacted]')
     .replace(/\?\S*/g, '')
     .replace(/\s*(?:GET|POST|PUT|DELETE|HEAD) (?:https?:\/\/\S+|\/\S*) failed\.?/g, '')
+    .replace(CREDENTIAL_PARAMETER, '$1[redacted]')
     .replace(/\s+/g, ' ')
     .trim();
 }

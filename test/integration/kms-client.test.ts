@@ -85,6 +85,24 @@ t.test('errors from the wire are normalized', async (t) => {
   const signature = (await sdkError(wrongSecret.describeKey(keyId))) as unknown as KmsError;
   t.equal(signature.code, 'SignatureDoesNotMatch', 'a wrong secret');
 
+  // KMS quotes its string to sign, which holds the AccessKeyId and the STS token (RRSA).
+  const stsToken = 'STS-CANARY-TOKEN+abc/def==';
+  const wrongWithToken = createKmsClient(emulatorKmsSettings(emulator, keyId), {
+    credential: {
+      accessKeyId: emulator.accessKeyId,
+      accessKeySecret: 'wrong',
+      securityToken: stsToken,
+    },
+  });
+  const leaked = (await sdkError(wrongWithToken.describeKey(keyId))) as unknown as KmsError;
+  t.equal(leaked.code, 'SignatureDoesNotMatch', 'a wrong secret with an STS token');
+  t.notMatch(leaked.message, /STS-CANARY/, 'the STS token is not in the message');
+  t.notMatch(
+    leaked.message,
+    new RegExp(emulator.accessKeyId),
+    'the AccessKeyId is not in the message',
+  );
+
   emulator.faults.setLatency(2000);
   const slow = (await sdkError(api.describeKey(keyId))) as unknown as KmsError;
   t.equal(slow.code, 'Timeout', 'latency beyond the read timeout is a Timeout');

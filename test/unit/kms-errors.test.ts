@@ -105,6 +105,18 @@ t.test('verdicts', async (t) => {
   t.equal(keyVerdictOf(mk('InvalidAccessKeyId.NotFound')), undefined, 'bad access key: no verdict');
   t.ok(isCredentialProblem(mk('SignatureDoesNotMatch')), 'wrong secret is a credential problem');
   t.equal(scrubMessage('a ?b=c d'), 'a d', 'scrub removes query strings');
+  const toSign =
+    'Specified signature is not matched with our calculation. server string to sign is:POST&%2F&AccessKeyId%3DLTAIabc%26SecurityToken%3DCAN%252BARY%26Timestamp%3D1';
+  t.equal(
+    scrubMessage(toSign),
+    'Specified signature is not matched with our calculation. server string to sign is: [redacted]',
+    'the quoted string to sign is dropped',
+  );
+  t.equal(
+    scrubMessage('denied for AccessKeyId=LTAIabc&SecurityToken%3DCAN%252BARY%26x and more'),
+    'denied for AccessKeyId=[redacted]&SecurityToken%3D[redacted]%26x and more',
+    'credential parameters left elsewhere are blanked',
+  );
 });
 
 t.test('httpx request suffixes are dropped from messages', async (t) => {
