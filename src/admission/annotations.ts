@@ -1,4 +1,5 @@
 import jsonPatch from 'fast-json-patch';
+import { formatRfc3339 } from '../kms/classify.js';
 import type { KeyFacts } from '../kms/types.js';
 import type { PatchOperation } from './response.js';
 import type { ObjectWithMetadata } from './review.js';
@@ -9,10 +10,8 @@ export const KEY_VERSION_ANNOTATION = 'kms-secret-guard.io/key-version';
 /** The name the ACK documentation uses. */
 export const ROTATION_TIME_ANNOTATION = 'encryption-key-rotation-time';
 
-/** RFC 3339 UTC with seconds precision, e.g. 2026-11-28T09:00:00Z. */
-export function formatRotationTime(date: Date): string {
-  return date.toISOString().replace(/\.\d{3}Z$/, 'Z');
-}
+/** RFC 3339 UTC with seconds precision, e.g. 2026-11-28T09:00:00Z (the ACK annotation's format). */
+export const formatRotationTime: (date: Date) => string = formatRfc3339;
 
 /** The annotations a Secret written now should carry; only facts we know are stamped. */
 export function stampAnnotations(key: KeyFacts): Record<string, string> {

@@ -1,6 +1,6 @@
 import type { GuardMode, OnUnknown } from '../config/settings.js';
 // The monitor engineer's pure warning rules (deletion scheduled, material expiring, stale).
-import { keyWarnings } from '../kms/classify.js';
+import { fitWarning, formatRfc3339, keyWarnings } from '../kms/classify.js';
 import { reportState } from '../kms/report.js';
 import type { KeySnapshot, UnusableReason } from '../kms/types.js';
 import { annotationPatch, stampAnnotations } from './annotations.js';
@@ -13,7 +13,7 @@ import {
   type Decision,
 } from './response.js';
 import { isSecretRequest, type AdmissionRequest } from './review.js';
-import { displayKeyId, formatDate } from './warnings.js';
+import { displayKeyId } from './warnings.js';
 
 export interface AdmissionPolicy {
   readonly mode: GuardMode;
@@ -32,17 +32,13 @@ export function isGuardedWrite(request: AdmissionRequest): boolean {
   );
 }
 
-function stateLabel(snapshot: KeySnapshot): string {
-  return reportState(snapshot);
-}
-
 function keyAudit(
   snapshot: KeySnapshot,
   decision: AuditDecision,
 ): Record<string, string | undefined> {
   return {
     'key-id': displayKeyId(snapshot),
-    'key-state': stateLabel(snapshot),
+    'key-state': reportState(snapshot),
     'key-status': snapshot.status,
     'key-version': snapshot.key?.primaryKeyVersion,
     'key-reason': snapshot.reason,
@@ -62,7 +58,7 @@ export function unusableMessage(snapshot: KeySnapshot, reason: UnusableReason): 
     case 'Disabled':
       return `${BLOCKED}: KMS key ${keyId} is Disabled, ${CONSEQUENCE}. Enable the key in KMS (EnableKey) and retry.`;
     case 'PendingDeletion':
-      return `${BLOCKED}: KMS key ${keyId} is PendingDeletion${deleteDate ? ` and will be deleted on ${formatDate(deleteDate)}` : ''}; Secrets encrypted with it are lost for good once it is deleted. Cancel the deletion in KMS (CancelKeyDeletion), enable the key if needed, and retry.`;
+      return `${BLOCKED}: KMS key ${keyId} is PendingDeletion${deleteDate ? ` and will be deleted on ${formatRfc3339(deleteDate)}` : ''}; Secrets encrypted with it are lost for good once it is deleted. Cancel the deletion in KMS (CancelKeyDeletion), enable the key if needed, and retry.`;
     case 'PendingImport':
       return `${BLOCKED}: KMS key ${keyId} is PendingImport (it has no key material yet), ${CONSEQUENCE}. Import the key material in KMS (GetParametersForImport, ImportKeyMaterial) and retry.`;
     case 'NotFound':
@@ -70,9 +66,19 @@ export function unusableMessage(snapshot: KeySnapshot, reason: UnusableReason): 
     case 'NoPermission':
       return `${BLOCKED}: permission to use KMS key ${keyId} was denied (Forbidden.NoPermission), ${CONSEQUENCE}. Grant the cluster's RAM role kms:Encrypt, kms:Decrypt and kms:DescribeKey on the key and retry.`;
     case 'MaterialExpired':
-      return `${BLOCKED}: the imported key material of KMS key ${keyId} expired${expired ? ` on ${formatDate(expired)}` : ''}, ${CONSEQUENCE}. Re-import the key material in KMS (ImportKeyMaterial) and retry.`;
+      return `${BLOCKED}: the imported key material of KMS key ${keyId} expired${expired ? ` on ${formatRfc3339(expired)}` : ''}, ${CONSEQUENCE}. Re-import the key material in KMS (ImportKeyMaterial) and retry.`;
   }
 }
+
+/** For one-line warnings: what is wrong with the key, after "KMS key <id>". */
+const SHORT_PROBLEM: Record<UnusableReason, string> = {
+  Disabled: 'is Disabled',
+  PendingDeletion: 'is PendingDeletion',
+  PendingImport: 'is PendingImport',
+  NotFound: 'was not found',
+  NoPermission: 'is forbidden',
+  MaterialExpired: 'has expired key material',
+};
 
 const SHORT_REMEDY: Record<UnusableReason, string> = {
   Disabled: 'run EnableKey',
@@ -84,19 +90,11 @@ const SHORT_REMEDY: Record<UnusableReason, string> = {
 };
 
 function unusableReason(snapshot: KeySnapshot): UnusableReason {
+  // classifyKey always names the reason of an unusable key; Disabled is the safe wording.
   const reason = snapshot.reason;
-  if (
-    reason === 'Disabled' ||
-    reason === 'PendingDeletion' ||
-    reason === 'PendingImport' ||
-    reason === 'NotFound' ||
-    reason === 'NoPermission' ||
-    reason === 'MaterialExpired'
-  ) {
-    return reason;
-  }
-  // An unusable snapshot without a known reason: name the state KMS reported.
-  return snapshot.key?.keyState === 'PendingDeletion' ? 'PendingDeletion' : 'Disabled';
+  return reason === 'NeverFetched' || reason === 'Stale' || reason === undefined
+    ? 'Disabled'
+    : reason;
 }
 
 function unknownDetail(snapshot: KeySnapshot): string {
@@ -128,10 +126,11 @@ export function decideValidation(
         keyAudit(snapshot, 'denied'),
       );
     }
-    const warning =
+    const warning = fitWarning(keyId, (id) =>
       policy.onUnknown === 'deny'
-        ? `[warn mode] would deny: KMS key ${keyId} state unknown (${detail}).`
-        : `KMS key ${keyId} state unknown (${detail}); Secret write allowed unchecked.`;
+        ? `[warn mode] would deny: KMS key ${id} state unknown (${detail}).`
+        : `KMS key ${id} state unknown (${detail}); Secret write allowed unchecked.`,
+    );
     return withAuditAnnotations(
       withWarnings(allowed(), [warning]),
       keyAudit(snapshot, policy.onUnknown === 'deny' ? 'warned' : 'allowed'),
@@ -139,7 +138,11 @@ export function decideValidation(
   }
   const reason = unusableReason(snapshot);
   if (policy.mode === 'warn') {
-    const warning = `[warn mode] would deny: KMS key ${keyId} is ${stateLabel(snapshot)}; ${SHORT_REMEDY[reason]}.`;
+    const warning = fitWarning(
+      keyId,
+      (id) =>
+        `[warn mode] would deny: KMS key ${id} ${SHORT_PROBLEM[reason]}; ${SHORT_REMEDY[reason]}.`,
+    );
     return withAuditAnnotations(withWarnings(allowed(), [warning]), keyAudit(snapshot, 'warned'));
   }
   return withAuditAnnotations(

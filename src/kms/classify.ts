@@ -175,7 +175,7 @@ function shorten(keyId: string, room: number): string {
 }
 
 /** Fits a warning under the limit by shortening the key id, never the advice. */
-function warning(keyId: string, build: (id: string) => string): string {
+export function fitWarning(keyId: string, build: (id: string) => string): string {
   const full = build(keyId);
   if (full.length <= MAX_WARNING_LENGTH) return full;
   const room = keyId.length - (full.length - MAX_WARNING_LENGTH);
@@ -200,14 +200,14 @@ export function keyWarnings(
   if (facts?.deleteDate !== undefined) {
     const when = formatRfc3339(facts.deleteDate);
     warnings.push(
-      warning(keyId, (id) => `KMS key ${id} is scheduled for deletion at ${when}: cancel it`),
+      fitWarning(keyId, (id) => `KMS key ${id} is scheduled for deletion at ${when}: cancel it`),
     );
   }
   const expiry = facts?.materialExpireTime;
   if (expiry !== undefined && expiry.getTime() - now <= MATERIAL_EXPIRY_WARNING_MS) {
     const when = formatRfc3339(expiry);
     warnings.push(
-      warning(
+      fitWarning(
         keyId,
         (id) => `KMS key ${id}: imported key material expires at ${when}; reimport it`,
       ),
@@ -217,7 +217,7 @@ export function keyWarnings(
   if (lastSuccess !== undefined && now - lastSuccess.getTime() > 2 * refreshIntervalMs) {
     const age = ago(now - lastSuccess.getTime());
     warnings.push(
-      warning(
+      fitWarning(
         keyId,
         (id) => `KMS key ${id}: state last confirmed ${age} ago; KMS lookups are failing`,
       ),

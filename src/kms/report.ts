@@ -40,7 +40,14 @@ function date(value: Date | undefined): string | null {
 }
 
 export function reportState(snapshot: KeySnapshot): string {
-  if (snapshot.reason === 'NotFound' || snapshot.reason === 'NoPermission') return snapshot.reason;
+  // Reasons KMS's KeyState does not show (it may still say Enabled) are reported as states.
+  if (
+    snapshot.reason === 'NotFound' ||
+    snapshot.reason === 'NoPermission' ||
+    snapshot.reason === 'MaterialExpired'
+  ) {
+    return snapshot.reason;
+  }
   if (snapshot.status === 'unknown') return 'Unknown';
   return snapshot.key?.keyState ?? 'Unknown';
 }

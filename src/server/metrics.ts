@@ -68,7 +68,7 @@ export function createMetrics(): ServerMetrics {
   });
   new Gauge({
     name: `${PREFIX}key_state`,
-    help: 'The KMS key state: 1 for the current state (Enabled, Disabled, PendingDeletion, PendingImport, NotFound, NoPermission, Unknown).',
+    help: 'The KMS key state: 1 for the current state (Enabled, Disabled, PendingDeletion, PendingImport, NotFound, NoPermission, MaterialExpired, Unknown).',
     labelNames: ['state'] as const,
     registers: [registry],
     collect() {

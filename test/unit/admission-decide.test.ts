@@ -406,3 +406,39 @@ t.test('property: every answer passes the API server checks, whatever the input'
   );
   t.pass('held for generated requests, key states and policies');
 });
+
+t.test('long key ids (ARNs, aliases) are shortened in warnings, never the advice', async (t) => {
+  const longId = `acs:kms:cn-hangzhou:1234567890123456:alias/${'cluster-secrets-'.repeat(4)}`;
+  const warn = { mode: 'warn', onUnknown: 'deny', refreshIntervalMs: 30_000 } as const;
+  for (const reason of ['Disabled', 'NoPermission', 'MaterialExpired'] as const) {
+    const snapshot = { ...unusableSnapshot(reason), configuredKeyId: longId, key: undefined };
+    const [warning] = decideValidation(review('secret-update').request, snapshot, warn).warnings;
+    t.ok(warning !== undefined && warning.length < 120, `${reason}: under 120 characters`);
+    t.match(
+      warning,
+      /; (run EnableKey|grant kms:|re-import key material)/,
+      `${reason}: advice kept`,
+    );
+    t.match(warning, /…/, `${reason}: the key id is shortened`);
+  }
+  const unknown = { ...unknownSnapshot('NeverFetched'), configuredKeyId: longId };
+  const [allowWarning] = decideValidation(review('secret-update').request, unknown, {
+    ...warn,
+    mode: 'enforce',
+    onUnknown: 'allow',
+  }).warnings;
+  t.match(allowWarning, /Secret write allowed unchecked\.$/, 'unknown state: advice kept');
+});
+
+t.test('expired imported material is reported as its own state', async (t) => {
+  const expired = unusableSnapshot('MaterialExpired');
+  // KMS may still report the key Enabled while its imported material has expired.
+  const snapshot = { ...expired, key: expired.key && { ...expired.key, keyState: 'Enabled' } };
+  const decision = decideValidation(review('secret-update').request, snapshot, {
+    mode: 'enforce',
+    onUnknown: 'allow',
+    refreshIntervalMs: 30_000,
+  });
+  t.equal(decision.auditAnnotations['key-state'], 'MaterialExpired', 'audit names the real state');
+  t.match(decision.status?.message, /imported key material .* expired/, 'denial explains');
+});
