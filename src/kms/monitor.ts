@@ -183,7 +183,8 @@ export function createKeyMonitor(options: KeyMonitorOptions): KeyMonitor {
     if (timer !== undefined) clock.clearTimeout(timer);
     timer = clock.setTimeout(() => {
       timer = undefined;
-      void refresh();
+      // apply() has already rescheduled; a failure here can only come from logging itself.
+      refresh().catch(() => undefined);
     }, delayMs);
   }
 
@@ -191,8 +192,23 @@ export function createKeyMonitor(options: KeyMonitorOptions): KeyMonitor {
     const previousKeyId = observations.facts?.keyId;
     observations = recordOutcome(observations, outcome);
     consecutiveFailures = outcome.kind === 'failed' ? consecutiveFailures + 1 : 0;
-    const current = snapshot();
     const delayMs = nextDelayMs(outcome);
+    try {
+      return report(outcome, previousKeyId, delayMs);
+    } finally {
+      // Whatever logging does, the next lookup is scheduled: the monitor never stops by itself.
+      markFirstLookupDone();
+      schedule(delayMs);
+    }
+  }
+
+  /** Logs failures and state changes of one lookup; returns the new snapshot. */
+  function report(
+    outcome: KeyLookupOutcome,
+    previousKeyId: string | undefined,
+    delayMs: number,
+  ): KeySnapshot {
+    const current = snapshot();
 
     if (outcome.kind !== 'found') {
       const { failure } = outcome;
@@ -229,8 +245,6 @@ export function createKeyMonitor(options: KeyMonitorOptions): KeyMonitor {
         'KMS key state changed',
       );
     }
-    markFirstLookupDone();
-    schedule(delayMs);
     return current;
   }
 
@@ -252,13 +266,13 @@ export function createKeyMonitor(options: KeyMonitorOptions): KeyMonitor {
     start() {
       if (started || stopped) return;
       started = true;
-      void refresh();
+      refresh().catch(() => undefined);
     },
     async stop() {
       stopped = true;
       if (timer !== undefined) clock.clearTimeout(timer);
       timer = undefined;
-      if (inFlight) await inFlight;
+      if (inFlight) await inFlight.catch(() => undefined);
       markFirstLookupDone();
     },
   };

@@ -64,9 +64,11 @@ export async function startServer(options: StartServerOptions): Promise<RunningS
   let tlsLoaded = false;
   let shuttingDown = false;
   let firstLookupDone = false;
-  void monitor.firstLookup?.then(() => {
+  const markLookedUp = (): void => {
     firstLookupDone = true;
-  });
+  };
+  // "Finished, either way" (CONTRACT): a failed first lookup also makes the webhook ready.
+  void monitor.firstLookup?.then(markLookedUp, markLookedUp);
   const readiness = (): Readiness => {
     if (shuttingDown) return { ready: false, reason: 'shutting down' };
     if (!tlsLoaded) return { ready: false, reason: 'TLS listener not started yet' };
@@ -160,8 +162,9 @@ export async function startServer(options: StartServerOptions): Promise<RunningS
       }, timeoutMs);
     });
     try {
-      await Promise.race([admission.close(), deadline]);
-      await admission.close();
+      const closed = admission.close();
+      await Promise.race([closed, deadline]);
+      await closed;
     } finally {
       clearTimeout(timer);
     }

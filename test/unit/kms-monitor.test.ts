@@ -263,3 +263,19 @@ t.test('backoff numbers', async (t) => {
     'never beyond half the max staleness',
   );
 });
+
+t.test('a logger that throws does not stop the refresh loop', async (t) => {
+  const { logger } = recordingLogger();
+  const broken = logger.child({});
+  broken.info = () => {
+    throw new Error('log sink broken');
+  };
+  const { clock, api, monitor } = setup({ logger: { ...logger, child: () => broken } as never });
+  t.teardown(() => monitor.stop());
+  monitor.start();
+  await monitor.firstLookup.catch(() => undefined);
+  t.equal(api.describeCalls, 1, 'first lookup made');
+  t.equal(clock.nextDelay(), 30 * SECOND, 'the next lookup is still scheduled');
+  await clock.advance(30 * SECOND).catch(() => undefined);
+  t.equal(api.describeCalls, 2, 'and it runs');
+});
