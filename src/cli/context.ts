@@ -9,6 +9,8 @@ export interface CliContext {
   readonly stderr: Writable;
   /** Resolves when the process is asked to stop (SIGTERM/SIGINT); serve-like commands await it. */
   readonly stopSignal: AbortSignal;
+  /** Clock (ms) of commands that report or judge times (check, reencrypt); default Date.now. */
+  readonly now?: () => number;
   exitCode: number;
 }
 
@@ -26,14 +28,25 @@ export function untilStopped(signal: AbortSignal): Promise<void> {
   });
 }
 
-/** Adds the flag of each named setting to a command, with its env variable and default in the help. */
-export function addSettingOptions(command: Command, names: readonly SettingName[]): Command {
+/**
+ * Adds the flag of each named setting to a command, with its env variable and default in the
+ * help. `helpDefaults` replaces the default a command shows when it applies its own (the
+ * values come from rawSettings, which never reads Commander's defaults).
+ */
+export function addSettingOptions(
+  command: Command,
+  names: readonly SettingName[],
+  helpDefaults: Partial<Record<SettingName, string>> = {},
+): Command {
   for (const name of names) {
     const spec = SETTINGS[name];
     const option = new Option(`${spec.flag} <${PLACEHOLDERS[name]}>`, DESCRIPTIONS[name]).env(
       spec.env,
     );
-    if ('default' in spec) option.default(spec.default);
+    const shown = helpDefaults[name];
+    // Commander shows a default only when it has a value; rawSettings never reads it.
+    if (shown !== undefined) option.default(shown, shown);
+    else if ('default' in spec) option.default(spec.default);
     command.addOption(option);
   }
   return command;

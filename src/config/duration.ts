@@ -1,12 +1,12 @@
 /** Parses Go-style durations as Kubernetes users write them: `30s`, `5m`, `1h30m`, `250ms`. */
 const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
-const PART = /(\d+(?:\.\d+)?)(ms|s|m|h)/gy;
 
 export function parseDuration(text: string): number | undefined {
   const trimmed = text.trim();
   if (trimmed === '') return undefined;
+  // Sticky regexes carry lastIndex between calls: one per call keeps parsing stateless.
+  const PART = /(\d+(?:\.\d+)?)(ms|s|m|h)/gy;
   let total = 0;
-  PART.lastIndex = 0;
   let consumed = 0;
   for (let match = PART.exec(trimmed); match; match = PART.exec(trimmed)) {
     const [whole, amount, unit] = match;

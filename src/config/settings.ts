@@ -95,24 +95,44 @@ function oneOf<T extends string>(raw: RawSettings, name: SettingName, allowed: r
   return match;
 }
 
-function port(raw: RawSettings, name: SettingName): number {
-  const given = value(raw, name) ?? '';
+/**
+ * A TCP port, or a ConfigError naming the setting (`label`, e.g. `--port / PORT`) and the
+ * accepted range. `allowZero` for commands where 0 means "any free port".
+ */
+export function parsePort(
+  label: string,
+  text: string,
+  options: { readonly allowZero?: boolean } = {},
+): number {
+  const given = text.trim();
+  const lowest = options.allowZero === true ? 0 : 1;
   const parsed = Number(given);
-  if (!/^\d+$/.test(given) || parsed < 1 || parsed > 65535) {
-    throw new ConfigError(`${label(name)} must be a TCP port from 1 to 65535 (got "${given}").`);
+  if (!/^\d+$/.test(given) || parsed < lowest || parsed > 65535) {
+    const range = lowest === 0 ? 'from 0 to 65535, 0 = any free port' : 'from 1 to 65535';
+    throw new ConfigError(
+      `${label} must be a TCP port ${range} (got "${text}"): fix the value and start again.`,
+    );
   }
   return parsed;
 }
 
-function duration(raw: RawSettings, name: SettingName): number {
-  const given = value(raw, name) ?? '';
-  const parsed = parseDuration(given);
+/** A duration above zero in milliseconds, or a ConfigError naming the setting and examples. */
+export function parsePositiveDuration(label: string, text: string): number {
+  const parsed = parseDuration(text);
   if (parsed === undefined || parsed <= 0) {
     throw new ConfigError(
-      `${label(name)} must be a positive duration such as 30s, 5m or 1h (got "${given}").`,
+      `${label} must be a positive duration such as 30s, 5m or 1h (got "${text}"): fix the value and start again.`,
     );
   }
   return parsed;
+}
+
+function port(raw: RawSettings, name: SettingName): number {
+  return parsePort(label(name), value(raw, name) ?? '');
+}
+
+function duration(raw: RawSettings, name: SettingName): number {
+  return parsePositiveDuration(label(name), value(raw, name) ?? '');
 }
 
 function hostOf(endpoint: string): string {
@@ -171,6 +191,14 @@ export function parseLogLevel(raw: RawSettings): LogLevel {
   return oneOf(raw, 'logLevel', LOG_LEVELS);
 }
 
+export function parseOnUnknown(raw: RawSettings): OnUnknown {
+  return oneOf(raw, 'onUnknown', ['allow', 'deny'] as const);
+}
+
+export function parseGuardMode(raw: RawSettings): GuardMode {
+  return oneOf(raw, 'mode', ['enforce', 'warn'] as const);
+}
+
 export function parseServeSettings(raw: RawSettings): ServeSettings {
   const tlsCertFile = required(
     raw,
@@ -193,8 +221,8 @@ export function parseServeSettings(raw: RawSettings): ServeSettings {
     clientCaFile: value(raw, 'clientCa'),
     port: port_,
     healthPort,
-    onUnknown: oneOf(raw, 'onUnknown', ['allow', 'deny'] as const),
-    mode: oneOf(raw, 'mode', ['enforce', 'warn'] as const),
+    onUnknown: parseOnUnknown(raw),
+    mode: parseGuardMode(raw),
     logLevel: parseLogLevel(raw),
   };
 }

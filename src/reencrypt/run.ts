@@ -4,6 +4,7 @@ import cliProgress from 'cli-progress';
 import { ConfigError } from '../config/errors.js';
 import type { KmsSettings } from '../config/settings.js';
 import { createKmsClient, staticCredentialFromEnv } from '../kms/client.js';
+import { requestKeyId } from '../kms/classify.js';
 import { isCredentialProblem, keyVerdictOf, toKmsError } from '../kms/errors.js';
 import { createSecretMetadataClient, type ListScope } from './kube-client.js';
 import { resolveKubeconfig } from './kubeconfig.js';
@@ -26,6 +27,8 @@ export interface ReencryptIo {
   readonly stdout: Writable;
   readonly stderr: Writable;
   readonly stopSignal: AbortSignal;
+  /** Clock (ms) for the key check, rate limit and retries; default Date.now. */
+  readonly now?: () => number;
 }
 
 export interface ReencryptRequest {
@@ -55,7 +58,7 @@ export async function runReencrypt(ctx: ReencryptIo, request: ReencryptRequest):
   const say = (line: string): void => {
     ctx.stderr.write(`reencrypt: ${line}\n`);
   };
-  const clock = systemClock();
+  const clock = systemClock(ctx.now ?? Date.now);
 
   let target: TargetKey;
   try {
@@ -145,7 +148,8 @@ async function readTarget(
   const api = createKmsClient(kms, credential !== undefined ? { credential } : {});
   for (let attempt = 1; ; attempt += 1) {
     try {
-      return targetFromKeyMetadata(await api.describeKey(kms.keyId));
+      const metadata = await api.describeKey(requestKeyId(kms.keyId));
+      return targetFromKeyMetadata(metadata, clock.now(), kms.keyId);
     } catch (error) {
       if (error instanceof KeyNotUsableError) throw error;
       const failure = toKmsError(error);
@@ -234,9 +238,9 @@ function createProgressReporter(ctx: ReencryptIo, intervalMs: number): ProgressR
   };
 }
 
-function systemClock(): SweepClock {
+function systemClock(now: () => number): SweepClock {
   return {
-    now: () => Date.now(),
+    now,
     async sleep(ms, signal) {
       try {
         await delay(ms, undefined, signal !== undefined ? { signal } : {});

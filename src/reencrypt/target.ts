@@ -1,4 +1,12 @@
+import {
+  classifyKey,
+  factsFromMetadata,
+  formatRfc3339,
+  initialObservations,
+  recordOutcome,
+} from '../kms/classify.js';
 import type { KmsKeyMetadata } from '../kms/client.js';
+import { explainReason } from '../kms/report.js';
 import type { TargetKey } from './plan.js';
 
 /** Why the key cannot be the target of a rewrite (pure; the CLI prints it and exits 1). */
@@ -6,29 +14,49 @@ export class KeyNotUsableError extends Error {
   override readonly name = 'KeyNotUsableError';
 }
 
+const NOTHING_CHANGED = 'Nothing was changed; run reencrypt again once the key is usable.';
+
 /**
- * Turns DescribeKey's answer into the version every Secret should end up under. Refuses a key
- * that is not Enabled: rewriting under a disabled key fails, and Secrets rewritten under a
- * key pending deletion are lost with it.
+ * Turns DescribeKey's answer into the version every Secret should end up under. The key must
+ * be usable by the same rules as the webhook's monitor (Enabled, imported material not
+ * expired): rewriting under an unusable key fails, and Secrets rewritten under a key pending
+ * deletion are lost with it.
  */
-export function targetFromKeyMetadata(key: KmsKeyMetadata): TargetKey {
-  if (key.keyState !== 'Enabled') {
-    const when = key.deleteDate !== undefined ? ` (deletion on ${key.deleteDate})` : '';
+export function targetFromKeyMetadata(
+  metadata: KmsKeyMetadata,
+  now: number,
+  configuredKeyId: string = metadata.keyId,
+): TargetKey {
+  const facts = factsFromMetadata(metadata);
+  const snapshot = classifyKey(
+    recordOutcome(initialObservations(configuredKeyId), {
+      kind: 'found',
+      facts,
+      at: new Date(now),
+    }),
+    now,
+    // The answer was just received: it cannot be stale.
+    { maxStalenessMs: Number.POSITIVE_INFINITY },
+  );
+  if (snapshot.status !== 'usable') {
+    const reason = snapshot.reason ?? 'NeverFetched';
+    const when =
+      facts.deleteDate !== undefined ? ` Deletion date: ${formatRfc3339(facts.deleteDate)}.` : '';
+    throw new KeyNotUsableError(`${explainReason(reason, facts.keyId)}${when} ${NOTHING_CHANGED}`);
+  }
+  if (facts.primaryKeyVersion === undefined) {
     throw new KeyNotUsableError(
-      `KMS key ${key.keyId} is ${key.keyState}${when}, not Enabled: rewriting Secrets now would fail or put them under a key that is going away. Enable the key (or cancel its deletion) first, then run reencrypt again.`,
+      `KMS key ${facts.keyId} has no PrimaryKeyVersion: reencrypt needs a symmetric key with versions (envelope encryption key).`,
     );
   }
-  if (key.primaryKeyVersion === undefined) {
+  if (facts.rotationTime === undefined) {
     throw new KeyNotUsableError(
-      `KMS key ${key.keyId} has no PrimaryKeyVersion: reencrypt needs a symmetric key with versions (envelope encryption key).`,
+      `KMS key ${facts.keyId} has no readable LastRotationDate or CreationDate (got ${String(metadata.lastRotationDate ?? metadata.creationDate)}): cannot stamp encryption-key-rotation-time.`,
     );
   }
-  const rotation = key.lastRotationDate ?? key.creationDate;
-  const rotationTime = rotation !== undefined ? new Date(rotation) : undefined;
-  if (rotationTime === undefined || Number.isNaN(rotationTime.getTime())) {
-    throw new KeyNotUsableError(
-      `KMS key ${key.keyId} has no readable LastRotationDate or CreationDate (got ${String(rotation)}): cannot stamp encryption-key-rotation-time.`,
-    );
-  }
-  return { keyId: key.keyId, primaryKeyVersion: key.primaryKeyVersion, rotationTime };
+  return {
+    keyId: facts.keyId,
+    primaryKeyVersion: facts.primaryKeyVersion,
+    rotationTime: facts.rotationTime,
+  };
 }

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import t, { type Test } from 'tap';
 import type { CliContext } from '../../src/cli/context.js';
-import { runCli } from '../../src/cli/program.js';
+import { buildProgram, runCli } from '../../src/cli/program.js';
 
 interface Run {
   readonly code: number;
@@ -198,5 +198,20 @@ t.test('certs --help documents every flag', async (t) => {
     '--force',
   ]) {
     t.match(run.stdout, flag, `help lists ${flag}`);
+  }
+});
+
+t.test('certs --help reads like the other commands: a capitalized sentence', async (t) => {
+  const run = await certs(['--help']);
+  t.match(run.stdout, /\nMake a CA and a serving certificate/, 'certs help starts capitalized');
+  const ctx: CliContext = {
+    env: {},
+    stdout: new PassThrough(),
+    stderr: new PassThrough(),
+    stopSignal: new AbortController().signal,
+    exitCode: 0,
+  };
+  for (const command of buildProgram(ctx).commands) {
+    t.match(command.description(), /^[A-Z].*\.$/s, `${command.name()} description`);
   }
 });

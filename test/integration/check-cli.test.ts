@@ -168,3 +168,18 @@ t.test('check: unreachable, slow and misconfigured', async (t) => {
   ]);
   t.equal(plainHttp.code, 2, 'http to a non-loopback endpoint: exit 2');
 });
+
+t.test('check takes its clock from the context (checkedAt, lookup time)', async (t) => {
+  const { emulator, keyId } = await withEmulator(t);
+  const { ctx, stdout } = captureContext(envFor(emulator));
+  const fixed = Date.parse('2030-01-02T03:04:05Z');
+  const code = await runCli(['check', '--kms-key-id', keyId, '--json'], {
+    ...ctx,
+    now: () => fixed,
+  });
+  const report = JSON.parse(stdout()) as KeyReport;
+  t.equal(code, 0, 'usable');
+  t.equal(report.checkedAt, '2030-01-02T03:04:05Z', 'checkedAt is the injected time');
+  t.equal(report.lastSuccessAt, '2030-01-02T03:04:05Z', 'so is the lookup time');
+  t.equal(report.ageSeconds, 0, 'age measured on the same clock');
+});

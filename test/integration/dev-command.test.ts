@@ -2,6 +2,7 @@ import t from 'tap';
 import { existsSync, readFileSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
 import { runCli } from '../../src/cli/program.js';
+import { occupyPort } from '../helpers/cli.js';
 import type { CliContext } from '../../src/cli/context.js';
 import {
   decodePatch,
@@ -158,4 +159,145 @@ t.test('dev refuses a bad port with one line and exit code 2', async (t) => {
   };
   t.equal(await runCli(['dev', '--port', 'x'], ctx), 2, 'exit code 2');
   t.match(stderr.text(), /--port must be a TCP port/, 'names the flag');
+});
+
+async function devRun(
+  argv: string[],
+  env: Record<string, string> = {},
+): Promise<{ code: number; stdout: string; stderr: string }> {
+  const stdout = new LogCapture();
+  const stderr = new LogCapture();
+  const ctx: CliContext = {
+    env,
+    stdout,
+    stderr,
+    stopSignal: new AbortController().signal,
+    exitCode: -1,
+  };
+  const code = await runCli(['dev', ...argv], ctx);
+  return { code, stdout: stdout.text(), stderr: stderr.text() };
+}
+
+const anyPorts = ['--port', '0', '--health-port', '0', '--control-port', '0'];
+
+t.test('dev reads --mode, --on-unknown, --log-level and the durations like serve', async (t) => {
+  const cases: [string[], Record<string, string>, RegExp, string][] = [
+    [
+      [],
+      { GUARD_MODE: 'audit' },
+      /--mode \/ GUARD_MODE must be one of enforce, warn \(got "audit"\)/,
+      'GUARD_MODE',
+    ],
+    [['--mode', 'audit'], {}, /--mode \/ GUARD_MODE must be one of enforce, warn/, '--mode'],
+    [
+      [],
+      { ON_UNKNOWN: 'maybe' },
+      /--on-unknown \/ ON_UNKNOWN must be one of allow, deny/,
+      'ON_UNKNOWN',
+    ],
+    [[], { LOG_LEVEL: 'loud' }, /--log-level \/ LOG_LEVEL must be one of fatal/, 'LOG_LEVEL'],
+    [
+      [],
+      { KEY_REFRESH_INTERVAL: 'often' },
+      /--refresh-interval \/ KEY_REFRESH_INTERVAL must be a positive duration/,
+      'KEY_REFRESH_INTERVAL',
+    ],
+    [
+      ['--refresh-interval', '1m', '--max-staleness', '30s'],
+      {},
+      /--max-staleness \/ KEY_MAX_STALENESS \(30s\) must be at least --refresh-interval/,
+      'max-staleness below the refresh interval',
+    ],
+    [
+      ['--refresh-interval', '1m'],
+      { KEY_MAX_STALENESS: '30s' },
+      /--max-staleness \/ KEY_MAX_STALENESS \(30s\) must be at least/,
+      'KEY_MAX_STALENESS',
+    ],
+  ];
+  for (const [argv, env, message, name] of cases) {
+    const result = await devRun([...anyPorts, ...argv], env);
+    t.equal(result.code, 2, `${name}: exit code 2`);
+    t.match(result.stderr, message, `${name}: names the setting`);
+    t.equal(result.stdout, '', `${name}: nothing started`);
+  }
+});
+
+t.test('dev --help shows the shared settings with their env variables', async (t) => {
+  const result = await devRun(['--help']);
+  t.equal(result.code, 0, 'help exits 0');
+  for (const env of [
+    'GUARD_MODE',
+    'ON_UNKNOWN',
+    'LOG_LEVEL',
+    'KEY_REFRESH_INTERVAL',
+    'KEY_MAX_STALENESS',
+  ]) {
+    t.match(result.stdout, env, `mentions ${env}`);
+  }
+  t.match(result.stdout, /default:\s+2s,/, 'dev refreshes every 2s by default');
+});
+
+t.test('a --control-port in use is a configuration error: exit 2, one line', async (t) => {
+  const port = await occupyPort(t);
+  const result = await devRun([
+    '--port',
+    '0',
+    '--health-port',
+    '0',
+    '--control-port',
+    String(port),
+    '--log-level',
+    'silent',
+  ]);
+  t.equal(result.code, 2, 'exit code 2');
+  t.equal(
+    result.stderr,
+    `kms-secret-guard: cannot listen on port ${port} (--control-port): already in use; choose another port with --control-port (0 = any free port).\n`,
+    'one line naming the flag and the fix',
+  );
+  t.equal(result.stdout, '', 'no instructions printed');
+});
+
+t.test('dev takes GUARD_MODE and LOG_LEVEL from the environment, as serve does', async (t) => {
+  const stop = new AbortController();
+  const stdout = new LogCapture();
+  const stderr = new LogCapture();
+  const ctx: CliContext = {
+    env: { GUARD_MODE: 'warn', LOG_LEVEL: 'silent' },
+    stdout,
+    stderr,
+    stopSignal: stop.signal,
+    exitCode: -1,
+  };
+  const running = runCli(['dev', ...anyPorts, '--refresh-interval', '200ms'], ctx);
+  t.teardown(async () => {
+    stop.abort('teardown');
+    await running;
+  });
+  t.ok(
+    await eventually(() => stdout.text().includes('Stop with Ctrl-C'), { attempts: 200 }),
+    'dev printed its instructions',
+  );
+  const curls = stdout
+    .text()
+    .split('\n')
+    .map((line) => line.trim())
+    .filter((line) => line.startsWith('curl '));
+  const find = (pattern: RegExp): string => {
+    const line = curls.find((candidate) => pattern.test(candidate));
+    if (line === undefined) throw new Error(`no printed curl matches ${pattern}`);
+    return line;
+  };
+  t.equal((await runCurl(find(/\/key\/disable$/))).status, 200, 'key disabled');
+  t.ok(
+    await eventually(async () => (await runCurl(find(/\/healthz\/kms$/))).status === 503),
+    'the guard saw the disabled key',
+  );
+  const answer = (await runCurl(find(/denied\.json \S+\/validate$/))).answer();
+  t.equal(answer.response.allowed, true, 'GUARD_MODE=warn: allowed despite the disabled key');
+  t.match(answer.response.warnings?.join(' '), /Disabled/, 'with a warning');
+  stop.abort('SIGINT');
+  t.equal(await running, 0, 'exits 0');
+  t.equal(stderr.text(), '', 'LOG_LEVEL=silent: no log lines');
 });

@@ -8,6 +8,7 @@ import t from 'tap';
 import { runCli } from '../../src/cli/program.js';
 import type { CliContext } from '../../src/cli/context.js';
 import { generateCertificates } from '../../src/certs/generate.js';
+import { occupyPort } from '../helpers/cli.js';
 import { Kms, sdkFor } from '../helpers/emulator.js';
 import type { RunningEmulator } from '../../src/emulator/index.js';
 
@@ -201,7 +202,11 @@ t.test('configuration mistakes exit 2 with one clear line', async (t) => {
       /--host 0\.0\.0\.0 is refused: .*loopback only.*--allow-remote/,
       'remote host',
     ],
-    [['--port', 'http'], /--port http is not a port/, 'bad port'],
+    [
+      ['--port', 'http'],
+      /--port must be a TCP port from 0 to 65535, 0 = any free port \(got "http"\)/,
+      'bad port',
+    ],
     [
       ['--access-key-id', 'x'],
       /--access-key-id and --access-key-secret go together/,
@@ -226,3 +231,18 @@ t.test('--allow-remote lets a non-loopback host through', async (t) => {
   t.match(cli.output(), /listening on http:\/\/0\.0\.0\.0:\d+/, 'listens on 0.0.0.0');
   t.equal(await cli.stop(), 0, 'stops');
 });
+
+t.test(
+  'a --port in use is a configuration error: exit 2 and one line naming the fix',
+  async (t) => {
+    const port = await occupyPort(t);
+    const cli = await startCli(t, ['--port', String(port), '--log-level', 'silent']);
+    t.equal(await cli.done, 2, 'exit code 2');
+    t.equal(
+      cli.errors(),
+      `kms-secret-guard: cannot listen on port ${port} (--port): already in use; choose another port with --port (0 = any free port).\n`,
+      'one line naming the flag and the fix',
+    );
+    t.notMatch(cli.output(), /listening/, 'no banner');
+  },
+);

@@ -1,7 +1,12 @@
 import t from 'tap';
 import { ConfigError } from '../../src/config/errors.js';
 import { parseDuration } from '../../src/config/duration.js';
-import { parseKmsSettings, parseServeSettings } from '../../src/config/settings.js';
+import {
+  parseKmsSettings,
+  parsePort,
+  parsePositiveDuration,
+  parseServeSettings,
+} from '../../src/config/settings.js';
 
 const base = { kmsKeyId: 'key-1', kmsRegion: 'cn-hangzhou', tlsCert: 'c.pem', tlsKey: 'k.pem' };
 
@@ -73,4 +78,54 @@ t.test('serve settings', async (t) => {
     /must be at least/,
     'staleness below refresh interval refused',
   );
+});
+
+t.test('parseDuration keeps no state between calls', async (t) => {
+  // A shared sticky regex would carry lastIndex from one call into the next.
+  t.equal(parseDuration('1h30mX'), undefined, 'trailing garbage refused');
+  t.equal(parseDuration('5m'), 300_000, 'next call starts at the beginning');
+  t.equal(parseDuration('2h 5m'), undefined, 'inner space refused');
+  t.equal(parseDuration('250ms'), 250, 'and again');
+  const results = ['1s', '1m', 'bad', '1h', '10ms'].map((text) => parseDuration(text));
+  t.same(results, [1000, 60_000, undefined, 3_600_000, 10], 'a sequence parses independently');
+});
+
+t.test('parsePositiveDuration names the setting and the fix', async (t) => {
+  t.equal(parsePositiveDuration('--timeout', '5s'), 5000, 'a duration in ms');
+  for (const text of ['', '0s', 'soon', '5']) {
+    t.throws(
+      () => parsePositiveDuration('--timeout', text),
+      {
+        name: 'ConfigError',
+        message: new RegExp(
+          `^--timeout must be a positive duration such as 30s, 5m or 1h \\(got "${text}"\\): fix the value`,
+        ),
+      },
+      `refuses "${text}"`,
+    );
+  }
+});
+
+t.test('parsePort: 1-65535, or 0-65535 where 0 means any free port', async (t) => {
+  t.equal(parsePort('--port / PORT', '8443'), 8443, 'a port');
+  t.equal(parsePort('--port', ' 80 '), 80, 'surrounding spaces ignored');
+  t.equal(parsePort('--port', '0', { allowZero: true }), 0, '0 when allowed');
+  t.throws(
+    () => parsePort('--port / PORT', '0'),
+    {
+      name: 'ConfigError',
+      message: /^--port \/ PORT must be a TCP port from 1 to 65535 \(got "0"\)/,
+    },
+    '0 refused by default',
+  );
+  for (const text of ['70000', '-1', 'http', '', '80.5']) {
+    t.throws(
+      () => parsePort('--control-port', text, { allowZero: true }),
+      {
+        name: 'ConfigError',
+        message: /^--control-port must be a TCP port from 0 to 65535, 0 = any free port/,
+      },
+      `refuses "${text}"`,
+    );
+  }
 });

@@ -26,7 +26,7 @@ interface CertsOptions {
 export function certsCommand(ctx: CliContext): Command {
   return new Command('certs')
     .description(
-      'make a CA and a serving certificate (ECDSA P-256) for the webhook Service; writes ca.crt, tls.crt and tls.key and prints the caBundle',
+      'Make a CA and a serving certificate (ECDSA P-256) for the webhook Service; writes ca.crt, tls.crt and tls.key and prints the caBundle.',
     )
     .addOption(new Option('--service <NAME>', 'Service name').default(DEFAULT_NAME))
     .addOption(new Option('--namespace <NAMESPACE>', 'Service namespace').default(DEFAULT_NAME))

@@ -1,7 +1,10 @@
 import { Command, Option } from 'commander';
 import { ConfigError } from '../../config/errors.js';
-import { parseDuration } from '../../config/duration.js';
-import { parseKmsSettings, type KmsSettings } from '../../config/settings.js';
+import {
+  parseKmsSettings,
+  parsePositiveDuration,
+  type KmsSettings,
+} from '../../config/settings.js';
 import {
   classifyKey,
   factsFromMetadata,
@@ -28,16 +31,6 @@ const DEFAULT_TIMEOUT = '5s';
 interface CheckFlags {
   timeout: string;
   json?: boolean;
-}
-
-function parseTimeout(text: string): number {
-  const parsed = parseDuration(text);
-  if (parsed === undefined || parsed <= 0) {
-    throw new ConfigError(
-      `--timeout must be a positive duration such as 5s or 500ms (got "${text}").`,
-    );
-  }
-  return parsed;
 }
 
 function endpointUrl(kms: KmsSettings): string {
@@ -102,6 +95,7 @@ function humanReport(report: KeyReport): string {
 }
 
 export function checkCommand(ctx: CliContext): Command {
+  const clock = ctx.now ?? Date.now;
   const command = new Command('check').description(
     'Look up the KMS key once and report whether Secrets can be encrypted with it (exit 0 usable, 1 unusable or unknown, 2 configuration error).',
   );
@@ -115,7 +109,7 @@ export function checkCommand(ctx: CliContext): Command {
     .option('--json', 'print the report as JSON (the fields of GET /healthz/kms)')
     .action(async (flags: CheckFlags) => {
       const kms = parseKmsSettings(rawSettings(command, KMS_SETTINGS, ctx.env));
-      const timeoutMs = parseTimeout(flags.timeout);
+      const timeoutMs = parsePositiveDuration('--timeout', flags.timeout);
       // Access key variables come from ctx.env; without them the default credential chain
       // (STS, RRSA/OIDC, ECS RAM role …) looks at the process environment itself.
       const credential = staticCredentialFromEnv(ctx.env);
@@ -128,17 +122,17 @@ export function checkCommand(ctx: CliContext): Command {
       let outcome: KeyLookupOutcome;
       try {
         const metadata = await api.describeKey(requestKeyId(kms.keyId));
-        outcome = { kind: 'found', facts: factsFromMetadata(metadata), at: new Date() };
+        outcome = { kind: 'found', facts: factsFromMetadata(metadata), at: new Date(clock()) };
       } catch (thrown) {
         const error = toKmsError(thrown);
         if (isCredentialProblem(error)) throw credentialError(error);
-        outcome = outcomeFromError(error, new Date());
+        outcome = outcomeFromError(error, new Date(clock()));
         if (outcome.kind === 'failed') {
           ctx.stderr.write(`kms-secret-guard: ${failureLine(error, kms)}\n`);
         }
       }
 
-      const now = Date.now();
+      const now = clock();
       const snapshot = classifyKey(recordOutcome(initialObservations(kms.keyId), outcome), now, {
         maxStalenessMs: Number.POSITIVE_INFINITY,
       });

@@ -5,50 +5,60 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import KmsSdk from '@alicloud/kms20160120';
 import RpcClient from '@alicloud/rpc-client';
-import { Command, Option } from 'commander';
+import { Command } from 'commander';
 import { generateCertificates } from '../../certs/generate.js';
 import { certificateFiles, writeCertificateFiles } from '../../certs/files.js';
-import { ConfigError } from '../../config/errors.js';
-import { parseDuration } from '../../config/duration.js';
-import { LOG_LEVELS, type LogLevel, type ServeSettings } from '../../config/settings.js';
+import { formatDuration, parseDuration } from '../../config/duration.js';
+import {
+  parseGuardMode,
+  parseLogLevel,
+  parseMonitorSettings,
+  parseOnUnknown,
+  parsePort,
+  type RawSettings,
+  type ServeSettings,
+} from '../../config/settings.js';
 import { startEmulator, type RunningEmulator } from '../../emulator/index.js';
 import { createKmsClient } from '../../kms/client.js';
 import { createLogger } from '../../logging/logger.js';
 import type { RunningServer } from '../../server/serve.js';
-import type { CliContext } from '../context.js';
+import { addSettingOptions, rawSettings, type CliContext } from '../context.js';
+import { listenError } from '../listen.js';
 import { runServe } from './serve.js';
 
 interface DevFlags {
   port: string;
   healthPort: string;
   controlPort: string;
-  refreshInterval: string;
-  mode: 'enforce' | 'warn';
-  onUnknown: 'allow' | 'deny';
-  logLevel: LogLevel;
 }
 
 const HOST = '127.0.0.1';
 const DEMO_KEY_STATE_FILE = 'kms-emulator-state.json';
 
-function devPort(text: string, flag: string): number {
-  const parsed = Number(text);
-  if (!/^\d+$/.test(text) || parsed > 65535) {
-    throw new ConfigError(
-      `${flag} must be a TCP port from 0 to 65535, 0 = any free port (got "${text}").`,
-    );
-  }
-  return parsed;
+/** The serve settings dev shares with serve: same flags, same env variables, same checks. */
+const SHARED_SETTINGS = [
+  'refreshInterval',
+  'maxStaleness',
+  'onUnknown',
+  'mode',
+  'logLevel',
+] as const;
+/** The demo key changes by hand, so dev looks at it more often than serve's default 30s. */
+const DEV_REFRESH_INTERVAL = '2s';
+const DEV_MIN_STALENESS_MS = 10_000;
+
+function given(text: string | undefined): string | undefined {
+  const trimmed = text?.trim();
+  return trimmed === undefined || trimmed === '' ? undefined : trimmed;
 }
 
-function devDuration(text: string): number {
-  const parsed = parseDuration(text);
-  if (parsed === undefined || parsed <= 0) {
-    throw new ConfigError(
-      `--refresh-interval must be a positive duration such as 2s or 500ms (got "${text}").`,
-    );
-  }
-  return parsed;
+/** Dev's defaults (2s refresh; staleness 10× that, at least 10s) filled into what was not set. */
+function withDevDefaults(raw: RawSettings): RawSettings {
+  const refreshInterval = given(raw.refreshInterval) ?? DEV_REFRESH_INTERVAL;
+  const refreshMs = parseDuration(refreshInterval) ?? 0;
+  const maxStaleness =
+    given(raw.maxStaleness) ?? formatDuration(Math.max(10 * refreshMs, DEV_MIN_STALENESS_MS));
+  return { ...raw, refreshInterval, maxStaleness };
 }
 
 /** A Secret CREATE and UPDATE as the kube-apiserver sends them (values are fake). */
@@ -181,12 +191,16 @@ async function startKeyControl(
   const server = createServer((req, res) => {
     void handle(req, res);
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(port, HOST, () => {
-      resolve();
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(port, HOST, () => {
+        resolve();
+      });
     });
-  });
+  } catch (error) {
+    throw listenError(error, '--control-port', port);
+  }
   return server;
 }
 
@@ -240,7 +254,7 @@ function instructions(args: {
 }
 
 export function devCommand(ctx: CliContext): Command {
-  return new Command('dev')
+  const command = new Command('dev')
     .description(
       'Everything on one machine: a KMS emulator with a demo key, a throwaway CA and certificate, and `serve` on them; prints ready-to-paste curl commands. What `npm start` runs.',
     )
@@ -250,109 +264,101 @@ export function devCommand(ctx: CliContext): Command {
       '--control-port <PORT>',
       'HTTP port of the demo key control (0 = any free port)',
       '8090',
-    )
-    .option('--refresh-interval <DURATION>', 'how often the demo key is read from KMS', '2s')
-    .addOption(
-      new Option('--mode <MODE>', 'enforce or warn')
-        .choices(['enforce', 'warn'])
-        .default('enforce'),
-    )
-    .addOption(
-      new Option('--on-unknown <ACTION>', 'allow or deny while the key state is unknown')
-        .choices(['allow', 'deny'])
-        .default('allow'),
-    )
-    .addOption(
-      new Option('--log-level <LEVEL>', 'log level (logs go to stderr)')
-        .choices(LOG_LEVELS)
-        .default('info'),
-    )
-    .action(async (flags: DevFlags) => {
-      const port = devPort(flags.port, '--port');
-      const healthPort = devPort(flags.healthPort, '--health-port');
-      const controlPort = devPort(flags.controlPort, '--control-port');
-      const refreshIntervalMs = devDuration(flags.refreshInterval);
-      const logger = createLogger(flags.logLevel, ctx.stderr);
+    );
+  addSettingOptions(command, SHARED_SETTINGS, {
+    refreshInterval: DEV_REFRESH_INTERVAL,
+    maxStaleness: '10× --refresh-interval, at least 10s',
+  });
+  return command.action(async (flags: DevFlags) => {
+    const port = parsePort('--port', flags.port, { allowZero: true });
+    const healthPort = parsePort('--health-port', flags.healthPort, { allowZero: true });
+    const controlPort = parsePort('--control-port', flags.controlPort, { allowZero: true });
+    const raw = withDevDefaults(rawSettings(command, SHARED_SETTINGS, ctx.env));
+    const monitor = parseMonitorSettings(raw);
+    const onUnknown = parseOnUnknown(raw);
+    const mode = parseGuardMode(raw);
+    const logLevel = parseLogLevel(raw);
+    const logger = createLogger(logLevel, ctx.stderr);
 
-      const dir = await mkdtemp(join(tmpdir(), 'kms-secret-guard-dev-'));
-      let emulator: RunningEmulator | undefined;
-      let control: Server | undefined;
-      try {
-        const files = certificateFiles(dir);
-        await writeCertificateFiles(
-          files,
-          await generateCertificates({ dnsNames: ['localhost'], ipAddresses: [HOST, '::1'] }),
-          { force: false },
-        );
-        await writeFile(
-          join(dir, 'allowed.json'),
-          `${JSON.stringify(sampleReview('CREATE'), null, 2)}\n`,
-        );
-        await writeFile(
-          join(dir, 'denied.json'),
-          `${JSON.stringify(sampleReview('UPDATE'), null, 2)}\n`,
-        );
-        emulator = await startEmulator({
-          host: HOST,
-          port: 0,
-          keys: [''],
-          statePath: join(dir, DEMO_KEY_STATE_FILE),
-          logger: logger.child({ component: 'kms-emulator' }, { level: 'warn' }),
-        });
-        const keyId = emulator.keyIds[0] ?? '';
-        control = await startKeyControl(emulator, keyId, controlPort);
-        const controlUrl = `http://${HOST}:${(control.address() as AddressInfo).port}`;
-        const settings: ServeSettings = {
-          kms: {
-            keyId,
-            regionId: emulator.regionId,
-            endpoint: emulator.endpoint,
-            protocol: emulator.protocol,
-          },
-          monitor: { refreshIntervalMs, maxStalenessMs: Math.max(10 * refreshIntervalMs, 10_000) },
-          tlsCertFile: files.cert,
-          tlsKeyFile: files.key,
-          clientCaFile: undefined,
-          port,
-          healthPort,
-          onUnknown: flags.onUnknown,
-          mode: flags.mode,
-          logLevel: flags.logLevel,
-        };
-        const running = emulator;
-        await runServe(ctx, settings, {
-          host: HOST,
-          credential: {
-            accessKeyId: running.accessKeyId,
-            accessKeySecret: running.accessKeySecret,
-          },
-          logDestination: ctx.stderr,
-          onListening: (server) => {
-            ctx.stdout.write(
-              instructions({
-                server,
-                emulator: running,
-                keyId,
-                control: controlUrl,
-                dir,
-                caFile: files.caCert,
-                refresh: flags.refreshInterval,
-              }),
-            );
-          },
-        });
-      } finally {
-        const stopping = control;
-        if (stopping !== undefined) {
-          await new Promise<void>((resolve) => {
-            stopping.close(() => {
-              resolve();
-            });
-            stopping.closeAllConnections();
+    const dir = await mkdtemp(join(tmpdir(), 'kms-secret-guard-dev-'));
+    let emulator: RunningEmulator | undefined;
+    let control: Server | undefined;
+    try {
+      const files = certificateFiles(dir);
+      await writeCertificateFiles(
+        files,
+        await generateCertificates({ dnsNames: ['localhost'], ipAddresses: [HOST, '::1'] }),
+        { force: false },
+      );
+      await writeFile(
+        join(dir, 'allowed.json'),
+        `${JSON.stringify(sampleReview('CREATE'), null, 2)}\n`,
+      );
+      await writeFile(
+        join(dir, 'denied.json'),
+        `${JSON.stringify(sampleReview('UPDATE'), null, 2)}\n`,
+      );
+      emulator = await startEmulator({
+        host: HOST,
+        port: 0,
+        keys: [''],
+        statePath: join(dir, DEMO_KEY_STATE_FILE),
+        logger: logger.child({ component: 'kms-emulator' }, { level: 'warn' }),
+      });
+      const keyId = emulator.keyIds[0] ?? '';
+      control = await startKeyControl(emulator, keyId, controlPort);
+      const controlUrl = `http://${HOST}:${(control.address() as AddressInfo).port}`;
+      const settings: ServeSettings = {
+        kms: {
+          keyId,
+          regionId: emulator.regionId,
+          endpoint: emulator.endpoint,
+          protocol: emulator.protocol,
+        },
+        monitor,
+        tlsCertFile: files.cert,
+        tlsKeyFile: files.key,
+        clientCaFile: undefined,
+        port,
+        healthPort,
+        onUnknown,
+        mode,
+        logLevel,
+      };
+      const running = emulator;
+      await runServe(ctx, settings, {
+        host: HOST,
+        credential: {
+          accessKeyId: running.accessKeyId,
+          accessKeySecret: running.accessKeySecret,
+        },
+        logDestination: ctx.stderr,
+        onListening: (server) => {
+          ctx.stdout.write(
+            instructions({
+              server,
+              emulator: running,
+              keyId,
+              control: controlUrl,
+              dir,
+              caFile: files.caCert,
+              refresh: formatDuration(monitor.refreshIntervalMs),
+            }),
+          );
+        },
+      });
+    } finally {
+      const stopping = control;
+      if (stopping !== undefined) {
+        await new Promise<void>((resolve) => {
+          stopping.close(() => {
+            resolve();
           });
-        }
-        await emulator?.close();
-        await rm(dir, { recursive: true, force: true });
+          stopping.closeAllConnections();
+        });
       }
-    });
+      await emulator?.close();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
 }

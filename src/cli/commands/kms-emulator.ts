@@ -1,11 +1,17 @@
 import { readFileSync } from 'node:fs';
 import { Command, Option } from 'commander';
 import { ConfigError } from '../../config/errors.js';
-import { isLoopbackHost, parseLogLevel } from '../../config/settings.js';
+import { isLoopbackHost, parseLogLevel, parsePort } from '../../config/settings.js';
 import { createLogger } from '../../logging/logger.js';
-import { generateAccessKey, startEmulator, type EmulatorOptions } from '../../emulator/index.js';
+import {
+  generateAccessKey,
+  startEmulator,
+  type EmulatorOptions,
+  type RunningEmulator,
+} from '../../emulator/index.js';
 import { loadState } from '../../emulator/persistence.js';
 import { addSettingOptions, rawSettings, untilStopped, type CliContext } from '../context.js';
+import { listenError } from '../listen.js';
 
 interface EmulatorFlags {
   host: string;
@@ -42,7 +48,12 @@ export function kmsEmulatorCommand(ctx: CliContext): Command {
   addSettingOptions(command, ['logLevel']);
   return command.action(async (flags: EmulatorFlags) => {
     const options = emulatorOptions(flags, ctx, command);
-    const emulator = await startEmulator(options);
+    let emulator: RunningEmulator;
+    try {
+      emulator = await startEmulator(options);
+    } catch (error) {
+      throw listenError(error, '--port', options.port ?? 0);
+    }
     const keys = emulator.keyIds;
     const exampleKey = keys[0] ?? 'KEY_ID';
     ctx.stdout.write(
@@ -75,10 +86,7 @@ function emulatorOptions(flags: EmulatorFlags, ctx: CliContext, command: Command
       `--host ${flags.host} is refused: the emulator is a development tool with made-up credentials, unauthenticated fault routes and unprotected key material, so it listens on loopback only (127.0.0.1, ::1, localhost). Pass --allow-remote to listen on ${flags.host} anyway (e.g. inside a container).`,
     );
   }
-  const port = /^\d+$/.test(flags.port) ? Number(flags.port) : NaN;
-  if (!Number.isInteger(port) || port > 65_535) {
-    throw new ConfigError(`--port ${flags.port} is not a port: use 0 (any free port) to 65535.`);
-  }
+  const port = parsePort('--port', flags.port, { allowZero: true });
   if ((flags.accessKeyId === undefined) !== (flags.accessKeySecret === undefined)) {
     throw new ConfigError(
       '--access-key-id and --access-key-secret go together: give both, or neither to have a pair generated.',

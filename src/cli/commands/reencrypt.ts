@@ -1,7 +1,6 @@
 import { Command, Option } from 'commander';
 import { ConfigError } from '../../config/errors.js';
-import { parseDuration } from '../../config/duration.js';
-import { parseKmsSettings } from '../../config/settings.js';
+import { parseKmsSettings, parsePositiveDuration } from '../../config/settings.js';
 import { addSettingOptions, rawSettings, type CliContext } from '../context.js';
 import { packageVersion } from '../version.js';
 
@@ -64,12 +63,7 @@ async function reencrypt(ctx: CliContext, flags: ReencryptFlags, self: Command):
   const concurrency = integerFlag('--concurrency', flags.concurrency, 1, 64);
   const qps = numberFlag('--qps', flags.qps);
   const pageSize = integerFlag('--page-size', flags.pageSize, 1, 5000);
-  const progressIntervalMs = parseDuration(flags.progressInterval);
-  if (progressIntervalMs === undefined || progressIntervalMs <= 0) {
-    throw new ConfigError(
-      `--progress-interval must be a positive duration such as 10s or 1m (got "${flags.progressInterval}").`,
-    );
-  }
+  const progressIntervalMs = parsePositiveDuration('--progress-interval', flags.progressInterval);
   const kms = parseKmsSettings(rawSettings(self, KMS_SETTINGS, ctx.env));
   // Loaded on demand: the run pulls in @kubernetes/client-node, which other commands don't need.
   const { runReencrypt } = await import('../../reencrypt/run.js');

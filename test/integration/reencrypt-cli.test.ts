@@ -1,0 +1,81 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Writable } from 'node:stream';
+import t from 'tap';
+import type { CliContext } from '../../src/cli/context.js';
+import { runCli } from '../../src/cli/program.js';
+import { startEmulator } from '../../src/emulator/index.js';
+
+/** `reencrypt` reads its target key through the real SDK from the emulator, as check does. */
+
+const dir = mkdtempSync(join(tmpdir(), 'ksg-reencrypt-kms-'));
+t.teardown(() => {
+  rmSync(dir, { recursive: true, force: true });
+});
+const kubeconfigPath = join(dir, 'kubeconfig.json');
+writeFileSync(
+  kubeconfigPath,
+  JSON.stringify({
+    apiVersion: 'v1',
+    kind: 'Config',
+    // Nothing listens here: the run is stopped as soon as the key was read.
+    clusters: [{ name: 'c', cluster: { server: 'https://127.0.0.1:1' } }],
+    users: [{ name: 'u', user: { token: 't' } }],
+    contexts: [{ name: 'c', context: { cluster: 'c', user: 'u' } }],
+    'current-context': 'c',
+  }),
+);
+
+t.test(
+  'an ARN key id is reduced to the key id before DescribeKey, as the monitor does',
+  async (t) => {
+    const emulator = await startEmulator({ keys: [''] });
+    t.teardown(() => emulator.close());
+    const keyId = emulator.keyIds[0] ?? '';
+    // Another account's ARN: the emulator refuses it unless the client sends just the key id.
+    const arn = `acs:kms:${emulator.regionId}:9999999999999999:key/${keyId}`;
+    const stop = new AbortController();
+    let stderr = '';
+    const sink = (append: (text: string) => void): Writable =>
+      new Writable({
+        write(chunk: Buffer, _encoding, done) {
+          append(chunk.toString());
+          done();
+        },
+      });
+    const ctx: CliContext = {
+      env: {
+        HOME: dir,
+        ALIBABA_CLOUD_ACCESS_KEY_ID: emulator.accessKeyId,
+        ALIBABA_CLOUD_ACCESS_KEY_SECRET: emulator.accessKeySecret,
+      },
+      stdout: sink(() => undefined),
+      stderr: sink((text) => {
+        stderr += text;
+        // The key was accepted: stop before the sweep retries the unreachable cluster.
+        if (text.includes('primary version')) stop.abort('test');
+      }),
+      stopSignal: stop.signal,
+      exitCode: 0,
+    };
+    await runCli(
+      [
+        'reencrypt',
+        '--kms-key-id',
+        arn,
+        '--kms-endpoint',
+        emulator.endpoint,
+        '--kms-protocol',
+        'http',
+        '--kubeconfig',
+        kubeconfigPath,
+        '--dry-run',
+      ],
+      ctx,
+    );
+    t.match(stderr, new RegExp(`key ${keyId} primary version \\S+`), 'the ARN key was accepted');
+    t.notMatch(stderr, /cannot read KMS key/, 'no lookup failure');
+    t.equal(emulator.requestCount('DescribeKey'), 1, 'one DescribeKey');
+  },
+);
