@@ -15,11 +15,19 @@ import {
   type Decision,
 } from '../admission/index.js';
 import type { KeySnapshot, KeySnapshotSource } from '../kms/types.js';
-import type { Logger } from '../logging/logger.js';
+import { REDACTED_PATHS, type Logger } from '../logging/logger.js';
 import type { ServerMetrics, Webhook } from './metrics.js';
 
 /** kube-apiserver caps request bodies at 3 MiB objects; object + oldObject + envelope fit in 7. */
 export const ADMISSION_BODY_LIMIT = 7 * 1024 * 1024;
+
+/**
+ * kube-apiserver waits at most 30 s for a webhook (timeoutSeconds ≤ 30): a request still
+ * incomplete by then only holds a connection and up to 7 MiB of buffered body.
+ */
+export const ADMISSION_REQUEST_TIMEOUT_MS = 30_000;
+/** How often Node looks for requests past that timeout (its default is 30 s). */
+const REQUEST_TIMEOUT_CHECK_MS = 5_000;
 
 export interface AdmissionRoutesOptions {
   readonly source: KeySnapshotSource;
@@ -104,6 +112,18 @@ export const admissionRoutes: FastifyPluginCallback<AdmissionRoutesOptions> = (
   done,
 ) => {
   const { source, policy, metrics } = options;
+  // The admission line holds only the scalar fields listed in the handler, never an object,
+  // so top-level redaction suffices. The '*.'-paths of the root logger ran a redactor on
+  // every value of every line, which cost more than deciding the admission.
+  const admissionLog = app.log.child(
+    {},
+    {
+      redact: {
+        paths: REDACTED_PATHS.filter((path) => !path.startsWith('*')),
+        censor: '[redacted]',
+      },
+    },
+  );
 
   // Only JSON bodies: text/plain would otherwise be accepted by Fastify's default parser.
   app.removeContentTypeParser('text/plain');
@@ -164,7 +184,7 @@ export const admissionRoutes: FastifyPluginCallback<AdmissionRoutesOptions> = (
       const seconds = Number(process.hrtime.bigint() - started) / 1e9;
       const label = decisionLabel(decision);
       const operation = text(admission.operation);
-      request.log.info(
+      admissionLog.info(
         {
           webhook,
           uid: admission.uid,
@@ -195,14 +215,27 @@ export interface AdmissionAppOptions extends AdmissionRoutesOptions {
 /** The HTTPS admission app; tests drive it with inject() or over real TLS. */
 export function buildAdmissionApp(options: AdmissionAppOptions) {
   const app = Fastify({
-    https: options.https,
+    // Node arms its request timeout only from the server's constructor options, and Fastify
+    // then assigns its own value: set both, or a stalled request is never cut off.
+    https: {
+      ...options.https,
+      requestTimeout: ADMISSION_REQUEST_TIMEOUT_MS,
+      connectionsCheckingInterval: REQUEST_TIMEOUT_CHECK_MS,
+    },
+    requestTimeout: ADMISSION_REQUEST_TIMEOUT_MS,
     loggerInstance: options.logger,
     // Fastify's own request/response lines are off: the handler logs one line per admission.
     logController: new LogController({ disableRequestLogging: true }),
+    // No pino child per request (built for a reqId no line uses): the admission line
+    // carries the review's uid instead.
+    childLoggerFactory: (logger) => logger,
     bodyLimit: ADMISSION_BODY_LIMIT,
     // "__proto__" is a valid Secret data key or label; JSON.parse keeps it as a plain own
     // property and nothing here merges request objects into prototypes, so do not refuse it.
     onProtoPoisoning: 'ignore',
+    // Same for "constructor": nothing here walks prototypes either, and the check is a regular
+    // expression scan of the whole body on every request (milliseconds on a 1 MiB Secret).
+    onConstructorPoisoning: 'ignore',
     // Keep answering on open connections while draining (a 503 would trip failurePolicy).
     return503OnClosing: false,
     forceCloseConnections: 'idle',

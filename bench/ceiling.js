@@ -1,0 +1,51 @@
+#!/usr/bin/env node
+/**
+ * The ceiling: the least a Node.js HTTPS webhook can do. A bare node:https server with the
+ * same certificate that reads the body, JSON.parses it and answers a fixed allowed
+ * AdmissionReview echoing the uid. No framework, no logging, no metrics.
+ *
+ *   node bench/ceiling.js '{"certFile":"tls.crt","keyFile":"tls.key","port":0}'
+ *
+ * Prints one JSON line {"port":N} once listening; stops on SIGTERM/SIGINT.
+ */
+import { readFileSync } from 'node:fs';
+import { createServer } from 'node:https';
+
+const options = JSON.parse(process.argv[2] ?? '{}');
+const server = createServer(
+  {
+    cert: readFileSync(options.certFile),
+    key: readFileSync(options.keyFile),
+    minVersion: 'TLSv1.2',
+  },
+  (req, res) => {
+    const chunks = [];
+    req.on('data', (chunk) => chunks.push(chunk));
+    req.on('end', () => {
+      let uid = '';
+      try {
+        uid = JSON.parse(Buffer.concat(chunks).toString('utf8')).request?.uid ?? '';
+      } catch {
+        res.writeHead(400).end();
+        return;
+      }
+      const body = `{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","response":{"uid":${JSON.stringify(uid)},"allowed":true}}`;
+      res.writeHead(200, {
+        'content-type': 'application/json; charset=utf-8',
+        'content-length': Buffer.byteLength(body),
+      });
+      res.end(body);
+    });
+  },
+);
+// Same idle keep-alive as Fastify's default, so neither side drops warm connections.
+server.keepAliveTimeout = 72_000;
+server.listen(options.port ?? 0, options.host ?? '127.0.0.1', () => {
+  process.stdout.write(`${JSON.stringify({ port: server.address().port })}\n`);
+});
+for (const signal of ['SIGTERM', 'SIGINT']) {
+  process.on(signal, () => {
+    server.close();
+    server.closeAllConnections();
+  });
+}

@@ -1,0 +1,224 @@
+/** Process plumbing shared by bench/run.js and bench/profile.js. */
+import { execFileSync, spawn } from 'node:child_process';
+import { closeSync, mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { cpus, totalmem } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { secretCreateReview, secretUpdateReview } from './reviews.js';
+
+export const BENCH_DIR = dirname(fileURLToPath(import.meta.url));
+export const ROOT = resolve(BENCH_DIR, '..');
+export const CLI = join(ROOT, 'dist', 'cli', 'main.js');
+const CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
+
+export function log(line) {
+  process.stdout.write(`${line}\n`);
+}
+
+export function freePort() {
+  return new Promise((resolvePort, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address();
+      server.close(() => resolvePort(port));
+    });
+  });
+}
+
+export const sleep = (ms) => new Promise((done) => setTimeout(done, ms));
+
+/** utime + stime of a process, in seconds. */
+export function cpuSeconds(pid) {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / CLK_TCK;
+}
+
+/** Peak resident set (VmHWM) in MiB. */
+export function peakRssMiB(pid) {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const match = /VmHWM:\s+(\d+) kB/.exec(status);
+  return match ? Number(match[1]) / 1024 : Number.NaN;
+}
+
+export function runNode(args, { timeoutMs = 180_000, env } = {}) {
+  return new Promise((resolveRun, reject) => {
+    const child = spawn(process.execPath, args, {
+      cwd: ROOT,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      ...(env !== undefined ? { env } : {}),
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (chunk) => (stdout += chunk));
+    child.stderr.setEncoding('utf8').on('data', (chunk) => (stderr += chunk));
+    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+    child.once('error', reject);
+    child.once('close', (code, signal) => {
+      clearTimeout(timer);
+      if (code !== 0) {
+        reject(new Error(`node ${args[0]} exited ${code ?? signal}: ${stderr.slice(-2000)}`));
+        return;
+      }
+      resolveRun({ stdout, stderr });
+    });
+  });
+}
+
+export async function load(spec) {
+  const { stdout } = await runNode([join(BENCH_DIR, 'load.js'), JSON.stringify(spec)]);
+  const lines = stdout.trim().split('\n');
+  return JSON.parse(lines[lines.length - 1]);
+}
+
+export async function stopProcess(child) {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise((done) => child.once('exit', done));
+  child.kill('SIGTERM');
+  const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
+  await exited;
+  clearTimeout(timer);
+}
+
+export async function waitForHttp(url, ok, timeoutMs = 20_000) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      const response = await fetch(url);
+      if (ok(response.status)) return;
+    } catch {
+      // not listening yet
+    }
+    if (Date.now() > deadline) throw new Error(`${url} did not become ready in ${timeoutMs} ms`);
+    await sleep(50);
+  }
+}
+
+export async function startCeiling(files, nodeArgs = []) {
+  const child = spawn(
+    process.execPath,
+    [
+      ...nodeArgs,
+      join(BENCH_DIR, 'ceiling.js'),
+      JSON.stringify({ certFile: files.cert, keyFile: files.key }),
+    ],
+    { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] },
+  );
+  const port = await new Promise((resolvePort, reject) => {
+    let buffer = '';
+    child.once('exit', (code) => reject(new Error(`ceiling exited ${code}`)));
+    child.stdout.setEncoding('utf8').on('data', (chunk) => {
+      buffer += chunk;
+      const newline = buffer.indexOf('\n');
+      if (newline >= 0) resolvePort(JSON.parse(buffer.slice(0, newline)).port);
+    });
+  });
+  return { name: 'ceiling', child, pid: child.pid, url: `https://127.0.0.1:${port}` };
+}
+
+/**
+ * `kms-secret-guard serve` from dist/ as its own process (it binds 0.0.0.0 like in a pod; the
+ * load only ever goes to 127.0.0.1). Resolves once /healthz/kms says the key is usable.
+ */
+export async function startWebhook({
+  files,
+  emulator,
+  keyId,
+  logFile,
+  refreshIntervalSeconds,
+  profileDir,
+  nodeArgs = [],
+  cli = CLI,
+  extraArgs = [],
+  extraEnv = {},
+}) {
+  const [port, healthPort] = [await freePort(), await freePort()];
+  const logFd = openSync(logFile, 'w');
+  const profileArgs = profileDir === undefined ? [] : ['--cpu-prof', '--cpu-prof-dir', profileDir];
+  const child = spawn(
+    process.execPath,
+    [
+      ...profileArgs,
+      ...nodeArgs,
+      cli,
+      'serve',
+      '--kms-key-id',
+      keyId,
+      '--kms-endpoint',
+      emulator.endpoint,
+      '--kms-protocol',
+      'http',
+      '--tls-cert',
+      files.cert,
+      '--tls-key',
+      files.key,
+      '--port',
+      String(port),
+      '--health-port',
+      String(healthPort),
+      '--refresh-interval',
+      `${refreshIntervalSeconds}s`,
+      ...extraArgs,
+    ],
+    {
+      cwd: ROOT,
+      // Logs go to a file: the default `info` level writes one line per admission, as in a pod.
+      stdio: ['ignore', logFd, 'inherit'],
+      env: {
+        PATH: process.env.PATH ?? '',
+        HOME: dirname(logFile),
+        ALIBABA_CLOUD_ACCESS_KEY_ID: emulator.accessKeyId,
+        ALIBABA_CLOUD_ACCESS_KEY_SECRET: emulator.accessKeySecret,
+        ...extraEnv,
+      },
+    },
+  );
+  closeSync(logFd);
+  await waitForHttp(`http://127.0.0.1:${healthPort}/healthz/kms`, (status) => status === 200);
+  return { name: 'webhook', child, pid: child.pid, url: `https://127.0.0.1:${port}` };
+}
+
+export function machine() {
+  const cpuinfo = readFileSync('/proc/cpuinfo', 'utf8');
+  const model = /model name\s*:\s*(.+)/.exec(cpuinfo)?.[1] ?? cpus()[0]?.model ?? 'unknown';
+  const nproc = execFileSync('nproc', { encoding: 'utf8' }).trim();
+  return {
+    nproc,
+    model,
+    memoryGiB: (totalmem() / 1024 ** 3).toFixed(1),
+    node: process.version,
+    kernel: execFileSync('uname', ['-r'], { encoding: 'utf8' }).trim(),
+  };
+}
+
+/** Certificates (same for both servers) and the review bodies, written to `work`. */
+export async function prepareFiles(work) {
+  const { generateCertificates } = await import(join(ROOT, 'dist/certs/generate.js'));
+  const certs = await generateCertificates({ dnsNames: ['localhost'], ipAddresses: ['127.0.0.1'] });
+  // Certificates get their own folder: the webhook watches the folder of its TLS files, and
+  // logs written next to them would trigger reloads.
+  const tls = join(work, 'tls');
+  mkdirSync(tls);
+  const files = {
+    ca: join(tls, 'ca.crt'),
+    cert: join(tls, 'tls.crt'),
+    key: join(tls, 'tls.key'),
+    small: join(work, 'review-2k.json'),
+    big: join(work, 'review-1mib-update.json'),
+  };
+  writeFileSync(files.ca, certs.caCert);
+  writeFileSync(files.cert, certs.cert);
+  writeFileSync(files.key, certs.key, { mode: 0o600 });
+  const small = secretCreateReview(2048);
+  const big = secretUpdateReview(1024 * 1024);
+  writeFileSync(files.small, small);
+  writeFileSync(files.big, big);
+  return { files, smallBytes: small.length, bigBytes: big.length };
+}
+
+export async function startKmsEmulator() {
+  const { startEmulator } = await import(join(ROOT, 'dist/emulator/index.js'));
+  return startEmulator({ keys: [''] });
+}

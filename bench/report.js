@@ -1,0 +1,283 @@
+/**
+ * Aggregates the repetitions of bench/run.js (mean, sample standard deviation, min–max,
+ * ratios paired per repetition), checks the goals of issue 7 and renders bench/RESULTS.md.
+ */
+
+const MB = 1e6;
+const MIB = 1024 * 1024;
+export const GOALS = {
+  validateRatio: 0.9,
+  validateP99Ms: 1.5,
+  mutateRatio: 0.85,
+  bigP99Ms: 40,
+  peakRssMB: 120,
+};
+
+export function stats(values) {
+  const finite = values.filter((value) => Number.isFinite(value));
+  const n = finite.length;
+  if (n === 0) return { mean: Number.NaN, sd: Number.NaN, min: Number.NaN, max: Number.NaN, n };
+  const mean = finite.reduce((sum, value) => sum + value, 0) / n;
+  const variance =
+    n > 1 ? finite.reduce((sum, value) => sum + (value - mean) ** 2, 0) / (n - 1) : 0;
+  return { mean, sd: Math.sqrt(variance), min: Math.min(...finite), max: Math.max(...finite), n };
+}
+
+function paired(webhook, ceiling, read) {
+  const count = Math.min(webhook.length, ceiling.length);
+  return stats(
+    Array.from({ length: count }, (_, index) => read(webhook[index]) / read(ceiling[index])),
+  );
+}
+
+function perVariant(runs, read) {
+  return { webhook: stats(runs.webhook.map(read)), ceiling: stats(runs.ceiling.map(read)) };
+}
+
+export function summarize(runs, kms, { refreshIntervalSeconds, concurrencies, paths }) {
+  const keepAlive = {};
+  for (const path of paths) {
+    for (const concurrency of concurrencies) {
+      const key = `${path} c${concurrency}`;
+      const read = (field) => (run) => field(run.keepAlive[key]);
+      keepAlive[key] = {
+        path,
+        concurrency,
+        rps: perVariant(
+          runs,
+          read((r) => r.rps),
+        ),
+        p50: perVariant(
+          runs,
+          read((r) => r.latencyMs.p50),
+        ),
+        p99: perVariant(
+          runs,
+          read((r) => r.latencyMs.p99),
+        ),
+        cpuUs: perVariant(
+          runs,
+          read((r) => r.cpuMicrosPerRequest),
+        ),
+        rpsRatio: paired(
+          runs.webhook,
+          runs.ceiling,
+          read((r) => r.rps),
+        ),
+        p99Ratio: paired(
+          runs.webhook,
+          runs.ceiling,
+          read((r) => r.latencyMs.p99),
+        ),
+        cpuRatio: paired(
+          runs.webhook,
+          runs.ceiling,
+          read((r) => r.cpuMicrosPerRequest),
+        ),
+      };
+    }
+  }
+  const handshake = {
+    rps: perVariant(runs, (run) => run.handshake.rps),
+    p50: perVariant(runs, (run) => run.handshake.latencyMs.p50),
+    p99: perVariant(runs, (run) => run.handshake.latencyMs.p99),
+    cpuUs: perVariant(runs, (run) => run.handshake.cpuMicrosPerRequest),
+    rpsRatio: paired(runs.webhook, runs.ceiling, (run) => run.handshake.rps),
+  };
+  const big = {
+    p50: perVariant(runs, (run) => run.big.latencyMs.p50),
+    p99: perVariant(runs, (run) => run.big.latencyMs.p99),
+    max: perVariant(runs, (run) => run.big.latencyMs.max),
+    cpuUs: perVariant(runs, (run) => run.big.cpuMicrosPerRequest),
+    requests: runs.webhook[0]?.big.completed ?? 0,
+  };
+  const rss = {
+    keepAlive: perVariant(runs, (run) => (run.peakRssKeepAliveMiB * MIB) / MB),
+    overall: perVariant(runs, (run) => (run.peakRssMiB * MIB) / MB),
+  };
+  const kmsRuns = kms.map((run) => {
+    const allowedPolls = Math.ceil(run.seconds / refreshIntervalSeconds);
+    return {
+      ...run,
+      allowedPolls,
+      onAdmissionPath: Math.max(0, run.kmsCalls - allowedPolls),
+      onlyDescribeKey: run.kmsCalls === run.describeKeyCalls,
+    };
+  });
+  return { keepAlive, handshake, big, rss, kms: kmsRuns, refreshIntervalSeconds };
+}
+
+function fixed(value, digits) {
+  return Number.isFinite(value) ? value.toFixed(digits) : 'n/a';
+}
+
+/** "mean ± sd" with the digits a quantity deserves. */
+export function fmt(stat, digits = 0) {
+  return `${fixed(stat.mean, digits)} ± ${fixed(stat.sd, digits)}`;
+}
+
+function fmtRange(stat, digits = 2) {
+  return `${fixed(stat.mean, digits)} (${fixed(stat.min, digits)}–${fixed(stat.max, digits)})`;
+}
+
+export function goals(summary) {
+  const validate = summary.keepAlive['/validate c10'];
+  const mutate = summary.keepAlive['/mutate c10'];
+  const ratio = (entry) => entry.rps.webhook.mean / entry.rps.ceiling.mean;
+  const peakRss = summary.rss.overall.webhook.max;
+  const onPath = summary.kms.reduce((sum, run) => sum + run.onAdmissionPath, 0);
+  const admissions = summary.kms.reduce((sum, run) => sum + run.admissions, 0);
+  const calls = summary.kms.reduce((sum, run) => sum + run.kmsCalls, 0);
+  const polls = summary.kms.reduce((sum, run) => sum + run.expectedPolls, 0);
+  return [
+    {
+      name: `/validate ≥ ${GOALS.validateRatio}× ceiling req/s at concurrency 10`,
+      pass: ratio(validate) >= GOALS.validateRatio,
+      measured: `${fixed(ratio(validate), 3)}× (paired per repetition ${fmtRange(validate.rpsRatio)})`,
+    },
+    {
+      name: `/validate p99 ≤ ${GOALS.validateP99Ms} ms at concurrency 10`,
+      pass: validate.p99.webhook.mean <= GOALS.validateP99Ms,
+      measured: `${fmt(validate.p99.webhook, 3)} ms (max ${fixed(validate.p99.webhook.max, 3)})`,
+    },
+    {
+      name: `/mutate ≥ ${GOALS.mutateRatio}× ceiling req/s at concurrency 10`,
+      pass: ratio(mutate) >= GOALS.mutateRatio,
+      measured: `${fixed(ratio(mutate), 3)}× (paired per repetition ${fmtRange(mutate.rpsRatio)})`,
+    },
+    {
+      name: `1 MiB Secret UPDATE p99 ≤ ${GOALS.bigP99Ms} ms`,
+      pass: summary.big.p99.webhook.mean <= GOALS.bigP99Ms,
+      measured: `${fmt(summary.big.p99.webhook, 1)} ms (max ${fixed(summary.big.p99.webhook.max, 1)})`,
+    },
+    {
+      name: `peak RSS under load ≤ ${GOALS.peakRssMB} MB`,
+      pass: peakRss <= GOALS.peakRssMB,
+      measured: `${fixed(peakRss, 1)} MB (highest VmHWM of ${summary.rss.overall.webhook.n} webhook runs, 1 MiB reviews included)`,
+    },
+    {
+      name: 'zero KMS calls on the admission path',
+      pass: onPath === 0 && summary.kms.every((run) => run.onlyDescribeKey),
+      measured: `${calls} KMS calls (all DescribeKey: ${summary.kms.every((run) => run.onlyDescribeKey)}) while serving ${admissions} admissions; refresh polls expected ≈ ${fixed(polls, 1)} (serving time / ${summary.refreshIntervalSeconds} s); beyond the polls: ${onPath}`,
+    },
+  ];
+}
+
+const START = '<!-- bench:generated:start -->';
+const END = '<!-- bench:generated:end -->';
+
+function keepAliveTable(summary) {
+  const rows = [
+    '| scenario | webhook req/s | ceiling req/s | ratio (paired) | webhook p50 / p99 ms | ceiling p50 / p99 ms | server CPU µs/req webhook / ceiling |',
+    '|---|---|---|---|---|---|---|',
+  ];
+  for (const [key, entry] of Object.entries(summary.keepAlive)) {
+    rows.push(
+      `| ${key} | ${fmt(entry.rps.webhook)} | ${fmt(entry.rps.ceiling)} | ${fmtRange(entry.rpsRatio)} | ${fmt(entry.p50.webhook, 3)} / ${fmt(entry.p99.webhook, 3)} | ${fmt(entry.p50.ceiling, 3)} / ${fmt(entry.p99.ceiling, 3)} | ${fmt(entry.cpuUs.webhook)} / ${fmt(entry.cpuUs.ceiling)} |`,
+    );
+  }
+  return rows.join('\n');
+}
+
+function reencryptSection(reencrypt) {
+  if (reencrypt.missing) {
+    return 'bench/reencrypt.ts is missing: the sweep was not measured.';
+  }
+  if (reencrypt.skipped) {
+    return 'Skipped in this run (BENCH_QUICK=1 or BENCH_REENCRYPT=0); a full `npm run bench` runs bench/reencrypt.ts.';
+  }
+  if (reencrypt.error !== undefined) {
+    return `bench/reencrypt.ts failed in this run:\n\n\`\`\`\n${reencrypt.error}\n\`\`\``;
+  }
+  const peak = Object.entries(reencrypt.peakRssMiB ?? {})
+    .map(([name, mib]) => `${name}: ${mib} MiB`)
+    .join(', ');
+  return [
+    `bench/reencrypt.ts against a real kube-apiserver + etcd (test/e2e/harness) and the KMS emulator, ${reencrypt.secrets} Secrets, --qps ${reencrypt.qps}, --concurrency ${reencrypt.concurrency} (one run, not repeated):`,
+    '',
+    '| measure | value |',
+    '|---|---|',
+    `| dry-run scan | ${reencrypt.scanPerSecond} Secrets/s |`,
+    `| rewrite sweep | ${reencrypt.rewritePerSecond} Secrets/s |`,
+    `| peak RSS of the CLI process | ${peak} |`,
+    '',
+    '```',
+    ...(reencrypt.lines ?? []),
+    '```',
+  ].join('\n');
+}
+
+export function renderGenerated({ machine, settings, summary, goals: checked, reencrypt }) {
+  const k = summary.kms;
+  return [
+    START,
+    `## Latest run (${settings.date}${settings.label ? `, ${settings.label}` : ''})`,
+    '',
+    `Machine: ${machine.nproc} CPUs (nproc), ${machine.model}, ${machine.memoryGiB} GiB RAM, Linux ${machine.kernel}, Node.js ${machine.node}.`,
+    `Settings: ${settings.reps} repetitions per variant (server restarted every time, order alternating), ${settings.durationMs} ms measured per phase after ${settings.warmupMs} ms warm-up (and ${settings.serverWarmupMs} ms of /validate and of /mutate at concurrency 10 after each start, not measured), AdmissionReview of ${settings.reviewBytes} bytes${settings.quick ? ', BENCH_QUICK=1' : ''}${settings.profile ? ', webhook under --cpu-prof' : ''}${settings.nodeArgs ? `, webhook started as \`node ${settings.nodeArgs} dist/cli/main.js serve\`` : ''}; wall time ${settings.wallSeconds} s.`,
+    'Values are mean ± sample standard deviation over the repetitions; ratios are webhook ÷ ceiling per repetition, shown as mean (min–max).',
+    '',
+    '### Goals',
+    '',
+    '| goal | result | measured |',
+    '|---|---|---|',
+    ...checked.map(
+      (goal) => `| ${goal.name} | **${goal.pass ? 'PASS' : 'FAIL'}** | ${goal.measured} |`,
+    ),
+    '',
+    '### Keep-alive HTTPS, 2 KB Secret CREATE review',
+    '',
+    keepAliveTable(summary),
+    '',
+    '### 1 MiB Secret UPDATE review (object + oldObject), /validate, concurrency 1',
+    '',
+    `${summary.big.requests} requests of ${(settings.bigReviewBytes / MIB).toFixed(2)} MiB per repetition.`,
+    '',
+    '| | p50 ms | p99 ms | max ms | server CPU µs/req |',
+    '|---|---|---|---|---|',
+    `| webhook | ${fmt(summary.big.p50.webhook, 1)} | ${fmt(summary.big.p99.webhook, 1)} | ${fmt(summary.big.max.webhook, 1)} | ${fmt(summary.big.cpuUs.webhook)} |`,
+    `| ceiling | ${fmt(summary.big.p50.ceiling, 1)} | ${fmt(summary.big.p99.ceiling, 1)} | ${fmt(summary.big.max.ceiling, 1)} | ${fmt(summary.big.cpuUs.ceiling)} |`,
+    '',
+    `### New connections (no keep-alive, no TLS session resumption), concurrency ${settings.handshakeConcurrency}`,
+    '',
+    '| | handshakes (requests)/s | p50 ms | p99 ms | server CPU µs/connection |',
+    '|---|---|---|---|---|',
+    `| webhook | ${fmt(summary.handshake.rps.webhook)} | ${fmt(summary.handshake.p50.webhook, 2)} | ${fmt(summary.handshake.p99.webhook, 2)} | ${fmt(summary.handshake.cpuUs.webhook)} |`,
+    `| ceiling | ${fmt(summary.handshake.rps.ceiling)} | ${fmt(summary.handshake.p50.ceiling, 2)} | ${fmt(summary.handshake.p99.ceiling, 2)} | ${fmt(summary.handshake.cpuUs.ceiling)} |`,
+    `| ratio | ${fmtRange(summary.handshake.rpsRatio)} | | | |`,
+    '',
+    '### Peak RSS (VmHWM of the server process, MB = 10⁶ bytes)',
+    '',
+    '| | after the keep-alive phases | after the 1 MiB reviews too |',
+    '|---|---|---|',
+    `| webhook | ${fmt(summary.rss.keepAlive.webhook, 1)} (max ${fixed(summary.rss.keepAlive.webhook.max, 1)}) | ${fmt(summary.rss.overall.webhook, 1)} (max ${fixed(summary.rss.overall.webhook.max, 1)}) |`,
+    `| ceiling | ${fmt(summary.rss.keepAlive.ceiling, 1)} (max ${fixed(summary.rss.keepAlive.ceiling.max, 1)}) | ${fmt(summary.rss.overall.ceiling, 1)} (max ${fixed(summary.rss.overall.ceiling.max, 1)}) |`,
+    '',
+    `### KMS calls while serving (emulator request counter, refresh interval ${summary.refreshIntervalSeconds} s)`,
+    '',
+    '| repetition | admissions served | serving time s | KMS calls (DescribeKey) | expected refresh polls (time ÷ interval) | beyond the polls |',
+    '|---|---|---|---|---|---|',
+    ...k.map(
+      (run, index) =>
+        `| ${index + 1} | ${run.admissions} | ${fixed(run.seconds, 1)} | ${run.kmsCalls} (${run.describeKeyCalls}) | ${fixed(run.expectedPolls, 1)} | ${run.onAdmissionPath} |`,
+    ),
+    '',
+    '### reencrypt sweep',
+    '',
+    reencryptSection(reencrypt),
+    END,
+  ].join('\n');
+}
+
+/** Replaces the generated block of an existing RESULTS.md, keeping the hand-written rest. */
+export function renderResults(data, existing) {
+  const generated = renderGenerated(data);
+  if (existing !== undefined) {
+    const start = existing.indexOf(START);
+    const end = existing.indexOf(END);
+    if (start >= 0 && end > start) {
+      return `${existing.slice(0, start)}${generated}${existing.slice(end + END.length)}`;
+    }
+  }
+  return `# Benchmark results\n\n${generated}\n`;
+}
