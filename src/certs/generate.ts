@@ -2,6 +2,7 @@ import { webcrypto } from 'node:crypto';
 import { isIP } from 'node:net';
 import * as x509 from '@peculiar/x509';
 import { ConfigError } from '../config/errors.js';
+import { DEFAULT_CA_VALIDITY_DAYS, DEFAULT_VALIDITY_DAYS } from './defaults.js';
 
 /** A CA and a serving certificate, all PEM; keys are unencrypted PKCS#8. */
 export interface GeneratedCertificates {
@@ -45,8 +46,6 @@ export interface ClientCertificateOptions {
   readonly now?: Date;
 }
 
-export const DEFAULT_VALIDITY_DAYS = 365;
-export const DEFAULT_CA_VALIDITY_DAYS = 3650;
 const DAY_MS = 24 * 60 * 60 * 1000;
 /** Certificates start an hour early so a peer whose clock runs slightly behind accepts them. */
 const CLOCK_SKEW_MS = 60 * 60 * 1000;
@@ -262,3 +261,5 @@ function checkDays(days: number, what: string): number {
   }
   return days;
 }
+
+export { DEFAULT_CA_VALIDITY_DAYS, DEFAULT_VALIDITY_DAYS };

@@ -1,11 +1,6 @@
 import { Command, Option } from 'commander';
 import { certificateFiles, writeCertificateFiles } from '../../certs/files.js';
-import {
-  DEFAULT_CA_VALIDITY_DAYS,
-  DEFAULT_VALIDITY_DAYS,
-  generateCertificates,
-  serviceDnsNames,
-} from '../../certs/generate.js';
+import { DEFAULT_CA_VALIDITY_DAYS, DEFAULT_VALIDITY_DAYS } from '../../certs/defaults.js';
 import { ConfigError } from '../../config/errors.js';
 import type { CliContext } from '../context.js';
 
@@ -53,6 +48,8 @@ export function certsCommand(ctx: CliContext): Command {
     .addOption(new Option('--out <DIR>', 'folder to write the files into').default('./certs'))
     .addOption(new Option('--force', 'replace existing files').default(false))
     .action(async (options: CertsOptions) => {
+      // Loaded here, not at start-up: see src/certs/defaults.ts.
+      const { generateCertificates, serviceDnsNames } = await import('../../certs/generate.js');
       const files = certificateFiles(options.out);
       const service = options.service.trim();
       const namespace = options.namespace.trim();

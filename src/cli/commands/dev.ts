@@ -6,7 +6,6 @@ import { join } from 'node:path';
 import KmsSdk from '@alicloud/kms20160120';
 import RpcClient from '@alicloud/rpc-client';
 import { Command } from 'commander';
-import { generateCertificates } from '../../certs/generate.js';
 import { certificateFiles, writeCertificateFiles } from '../../certs/files.js';
 import { formatDuration, parseDuration } from '../../config/duration.js';
 import {
@@ -285,6 +284,8 @@ export function devCommand(ctx: CliContext): Command {
     let control: Server | undefined;
     try {
       const files = certificateFiles(dir);
+      // Loaded here, not at start-up: see src/certs/defaults.ts.
+      const { generateCertificates } = await import('../../certs/generate.js');
       await writeCertificateFiles(
         files,
         await generateCertificates({ dnsNames: ['localhost'], ipAddresses: [HOST, '::1'] }),
