@@ -1,0 +1,28 @@
+// How long after a KMS outage ends can the guard still report "unknown"? The next lookup
+// comes at the current backoff delay, so recovery takes up to the longest backoff.
+import t from 'tap';
+import { backoffDelayMs } from '../../src/kms/monitor.js';
+
+const DEFAULTS = { refreshIntervalMs: 30_000, maxStalenessMs: 300_000 };
+const F1 = {
+  todo: 'F1: backoff caps at min(4 × refresh, staleness / 2) = 120 s with the defaults (src/kms/monitor.ts)',
+};
+
+t.test('the longest wait before the next lookup after an outage', async (t) => {
+  const longest = Math.max(
+    ...Array.from({ length: 40 }, (_, index) => backoffDelayMs(index + 1, DEFAULTS, () => 1)),
+  );
+  t.ok(
+    longest <= DEFAULTS.maxStalenessMs / 2,
+    `bounded: never more than half the max staleness (${longest} ms)`,
+  );
+  const shortest = Math.min(
+    ...Array.from({ length: 40 }, (_, index) => backoffDelayMs(index + 1, DEFAULTS, () => 0)),
+  );
+  t.ok(shortest >= 250, `and never a hot loop: at least ${shortest} ms between lookups`);
+  t.ok(
+    longest <= DEFAULTS.refreshIntervalMs,
+    `recovery within one refresh interval after a long outage (longest backoff ${longest} ms vs refresh ${DEFAULTS.refreshIntervalMs} ms)`,
+    F1,
+  );
+});
