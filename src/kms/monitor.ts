@@ -59,8 +59,11 @@ export interface KeyMonitorOptions {
 
 /** First retry after a transient failure waits up to this long (or the refresh interval, if shorter). */
 export const BACKOFF_BASE_MS = 1000;
-/** Retries never wait longer than this many refresh intervals (nor half the max staleness). */
-export const BACKOFF_CAP_INTERVALS = 4;
+/**
+ * Retries never wait longer than one refresh interval (nor half the max staleness): once KMS
+ * is back, the guard knows within one interval, as it does when KMS never failed.
+ */
+export const BACKOFF_CAP_INTERVALS = 1;
 export const DEFAULT_LOOKUP_TIMEOUT_MS = 10_000;
 
 const systemClock: MonitorClock = {
@@ -78,9 +81,9 @@ const systemClock: MonitorClock = {
 
 /**
  * Delay before retry number `failures` (1-based): exponential with jitter, random in
- * [ceiling/4, ceiling] where ceiling = min(cap, base·2^(failures-1)). Full jitter above a
- * quarter of the ceiling: retries of many replicas spread out, yet a run of unlucky draws
- * cannot turn into a burst against the shared per-account KMS QPS budget.
+ * [ceiling/2, ceiling] where ceiling = min(cap, base·2^(failures-1)) ("equal jitter"):
+ * retries of many replicas spread out, yet even unlucky draws keep a long outage at no more
+ * than twice the normal polling rate against the shared per-account KMS QPS budget.
  */
 export function backoffDelayMs(
   failures: number,
@@ -93,7 +96,7 @@ export function backoffDelayMs(
     Math.min(BACKOFF_CAP_INTERVALS * settings.refreshIntervalMs, settings.maxStalenessMs / 2),
   );
   const ceiling = Math.min(cap, base * 2 ** Math.min(Math.max(failures, 1) - 1, 30));
-  const floor = ceiling / 4;
+  const floor = ceiling / 2;
   return Math.round(floor + Math.min(Math.max(random(), 0), 1) * (ceiling - floor));
 }
 

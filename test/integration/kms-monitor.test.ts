@@ -174,7 +174,8 @@ t.test('throttling and 5xx bursts: backoff, bounded calls, recovery', async (t) 
     lookups += 1;
   }
   const calls = emulator.requestCount('DescribeKey');
-  t.ok(calls <= 31, `throttled for 10 minutes: at most 31 DescribeKey calls (made ${calls})`);
+  // Normal polling is 20 calls in 10 minutes (plus the first); an outage may at most double it.
+  t.ok(calls <= 46, `throttled for 10 minutes: at most 46 DescribeKey calls (made ${calls})`);
   t.equal(monitor.snapshot().reason, 'Stale', 'unknown (Stale) after max staleness of throttling');
   t.equal(monitor.snapshot().lastFailure?.code, 'Rejected.Throttling', 'the failure is visible');
 

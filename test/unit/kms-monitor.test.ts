@@ -105,8 +105,8 @@ t.test('throttling: exponential backoff with jitter, bounded calls', async (t) =
   }
   t.same(
     delays,
-    [1, 2, 4, 8, 16, 32, 64, 120, 120].map((s) => s * SECOND),
-    'delays double from 1s up to the cap (4 refresh intervals)',
+    [1, 2, 4, 8, 16, 30, 30, 30, 30].map((s) => s * SECOND),
+    'delays double from 1s up to the cap (one refresh interval)',
   );
   t.equal(calls.at(-1)?.result, 'Rejected.Throttling', 'the metrics hook sees the error code');
 
@@ -122,7 +122,8 @@ t.test('throttling with unlucky jitter never hammers KMS', async (t) => {
   api.answer = apiError('Rejected.Throttling', 429);
   monitor.start();
   await clock.advance(10 * 60 * SECOND);
-  t.ok(api.describeCalls <= 30, `at most 30 calls in 10 minutes (made ${api.describeCalls})`);
+  // Normal polling is 20 calls in 10 minutes; an outage may at most double that.
+  t.ok(api.describeCalls <= 45, `at most 45 calls in 10 minutes (made ${api.describeCalls})`);
   t.ok(api.describeCalls >= 8, 'but it keeps trying');
   t.equal(
     monitor.snapshot().reason,
@@ -248,13 +249,13 @@ t.test('backoff numbers', async (t) => {
   );
   t.equal(
     backoffDelayMs(5, settings, () => 1),
-    800,
-    'cap 4 intervals',
+    200,
+    'cap one interval',
   );
   t.equal(
     backoffDelayMs(5, settings, () => 0),
-    200,
-    'floor a quarter of the ceiling',
+    100,
+    'floor half the ceiling',
   );
   const tight = monitorSettings({ refreshIntervalMs: 30_000, maxStalenessMs: 30_000 });
   t.equal(
