@@ -2,12 +2,8 @@
 // failurePolicy (Ignore) lets writes through unstamped; the strict overlay (Fail) refuses.
 import t from 'tap';
 import {
-  ensureNamespace,
   shippedWebhookConfigurations,
-  startCluster,
-  startGuard,
-  type Cluster,
-  type Guard,
+  useGuardedCluster,
   type KubectlResult,
 } from './harness/index.js';
 import {
@@ -22,42 +18,17 @@ t.setTimeout(300_000);
 
 const NS = 'team-b';
 
-let cluster: Cluster;
-let guard: Guard;
-
-t.before(async () => {
-  cluster = await startCluster();
-  try {
-    guard = await startGuard(cluster);
-    await guard.registerWebhooks();
-    await ensureNamespace(cluster, NS);
-  } catch (error) {
-    await cluster.stop();
-    throw error;
-  }
-});
-
-t.teardown(async () => {
-  // Both are unset when before() failed; it already stopped what it started.
-  const started = { cluster: cluster as Cluster | undefined, guard: guard as Guard | undefined };
-  // Failures in CI are easier to read with the servers' last words.
-  if (!t.passing() && started.cluster !== undefined) {
-    const serveLog = started.guard?.serveLogTail() ?? '(not started)';
-    process.stderr.write(`${started.cluster.logTail()}\n--- serve\n${serveLog}\n`);
-  }
-  await started.guard?.stop();
-  await started.cluster?.stop();
-});
+const e2e = useGuardedCluster(t, NS);
 
 const createSecret = (name: string): Promise<KubectlResult> =>
-  cluster.kubectl(['create', 'secret', 'generic', name, '-n', NS, '--from-literal=value=e2e']);
+  e2e.cluster.kubectl(['create', 'secret', 'generic', name, '-n', NS, '--from-literal=value=e2e']);
 
 t.test('the shipped configurations are what the API server runs', async (t) => {
   const { configurations } = shippedWebhookConfigurations('shipped');
   for (const shipped of configurations) {
     const kind = shipped.kind.toLowerCase();
     const name = String((shipped.metadata as { name?: unknown } | undefined)?.name);
-    const live = await cluster.kubectl(['get', kind, name, '-o', 'json']);
+    const live = await e2e.cluster.kubectl(['get', kind, name, '-o', 'json']);
     t.equal(live.code, 0, `${shipped.kind} ${name} is registered`);
     const webhooks = (JSON.parse(live.stdout) as { webhooks: Record<string, unknown>[] }).webhooks;
     for (const [index, expected] of shipped.webhooks.entries()) {
@@ -84,10 +55,15 @@ t.test('the shipped configurations are what the API server runs', async (t) => {
 });
 
 t.test('6. warn mode: writes allowed while the key is Disabled, kubectl warns', async (t) => {
-  await guard.kms.disableKey();
-  await waitForAnswer(cluster, NS, 'enforce mode to refuse', (r) => denialMessage(r) !== undefined);
+  await e2e.guard.kms.disableKey();
+  await waitForAnswer(
+    e2e.cluster,
+    NS,
+    'enforce mode to refuse',
+    (r) => denialMessage(r) !== undefined,
+  );
 
-  await guard.startServe({ mode: 'warn' });
+  await e2e.guard.startServe({ mode: 'warn' });
   const created = await createSecret('warned');
   t.equal(
     created.code,
@@ -95,32 +71,32 @@ t.test('6. warn mode: writes allowed while the key is Disabled, kubectl warns', 
     `kubectl create secret succeeds in warn mode (${created.stderr.trim()})`,
   );
   t.match(created.stderr, /^Warning: /m, 'kubectl prints a warning');
-  t.match(created.stderr, guard.keyId, 'the warning names the key id');
-  const annotations = await secretAnnotations(cluster, NS, 'warned');
+  t.match(created.stderr, e2e.guard.keyId, 'the warning names the key id');
+  const annotations = await secretAnnotations(e2e.cluster, NS, 'warned');
   t.equal(annotations[KEY_VERSION_ANNOTATION], undefined, 'an unusable key stamps no version');
 
-  await guard.kms.enableKey();
-  await guard.startServe({ mode: 'enforce' });
-  await waitForAnswer(cluster, NS, 'enforce mode to allow', (r) => r.code === 0);
+  await e2e.guard.kms.enableKey();
+  await e2e.guard.startServe({ mode: 'enforce' });
+  await waitForAnswer(e2e.cluster, NS, 'enforce mode to allow', (r) => r.code === 0);
 });
 
 t.test('7a. webhook stopped, shipped failurePolicy Ignore: writes succeed unstamped', async (t) => {
   const stamped = await createSecret('while-running');
   t.equal(stamped.code, 0, 'a write succeeds while the webhook runs');
   t.equal(
-    (await secretAnnotations(cluster, NS, 'while-running'))[KEY_ID_ANNOTATION],
-    guard.keyId,
+    (await secretAnnotations(e2e.cluster, NS, 'while-running'))[KEY_ID_ANNOTATION],
+    e2e.guard.keyId,
     'and is stamped',
   );
 
-  await guard.stopServe();
+  await e2e.guard.stopServe();
   // Even a Disabled key cannot refuse anything when nobody answers the API server.
-  await guard.kms.disableKey();
+  await e2e.guard.kms.disableKey();
   const created = await createSecret('while-stopped');
   t.equal(created.code, 0, `kubectl create secret succeeds (${created.stderr.trim()})`);
-  const annotations = await secretAnnotations(cluster, NS, 'while-stopped');
+  const annotations = await secretAnnotations(e2e.cluster, NS, 'while-stopped');
   t.equal(annotations[KEY_ID_ANNOTATION], undefined, 'the Secret is not stamped');
-  const updated = await cluster.kubectl([
+  const updated = await e2e.cluster.kubectl([
     'label',
     'secret',
     'while-running',
@@ -134,7 +110,7 @@ t.test('7a. webhook stopped, shipped failurePolicy Ignore: writes succeed unstam
 t.test('7b. webhook stopped, strict overlay (failurePolicy Fail): writes refused', async (t) => {
   let source: string;
   try {
-    ({ source } = await guard.registerWebhooks({ variant: 'strict', waitUntilActive: false }));
+    ({ source } = await e2e.guard.registerWebhooks({ variant: 'strict', waitUntilActive: false }));
   } catch (error) {
     const { configurations } = shippedWebhookConfigurations('shipped');
     t.comment(`strict overlay unavailable (${String(error)}); using the shipped ones with Fail`);
@@ -142,11 +118,11 @@ t.test('7b. webhook stopped, strict overlay (failurePolicy Fail): writes refused
       ...configuration,
       webhooks: configuration.webhooks.map((webhook) => ({ ...webhook, failurePolicy: 'Fail' })),
     }));
-    await guard.registerWebhooks({ configurations: strict, waitUntilActive: false });
+    await e2e.guard.registerWebhooks({ configurations: strict, waitUntilActive: false });
     source = 'shipped configurations with failurePolicy Fail';
   }
   t.comment(`strict webhook configurations from ${source}`);
-  const live = await cluster.kubectl([
+  const live = await e2e.cluster.kubectl([
     'get',
     'validatingwebhookconfigurations',
     '-o',
@@ -155,7 +131,7 @@ t.test('7b. webhook stopped, strict overlay (failurePolicy Fail): writes refused
   t.match(live.stdout, 'Fail', 'the registered validating webhook fails closed');
 
   const { result } = await waitForAnswer(
-    cluster,
+    e2e.cluster,
     NS,
     'the API server to refuse writes with the webhook down',
     (r) => r.code !== 0,
@@ -165,7 +141,7 @@ t.test('7b. webhook stopped, strict overlay (failurePolicy Fail): writes refused
   t.not(created.code, 0, 'kubectl create secret is refused');
   t.match(created.stderr, /kms-secret-guard\.io/, 'the error names our webhook');
 
-  const system = await cluster.kubectl([
+  const system = await e2e.cluster.kubectl([
     'create',
     'secret',
     'generic',

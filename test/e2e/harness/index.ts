@@ -15,6 +15,7 @@ export {
   type Guard,
   type ServeOptions,
 } from './guard.js';
+export { useGuardedCluster, type GuardedCluster } from './setup.js';
 export { createKmsAdmin, type KmsAdmin } from './kms.js';
 export { controlPlaneBinaries, pinnedVersions, cliPath, REPO_ROOT } from './paths.js';
 export { waitFor, freePort, freePorts } from './processes.js';
