@@ -14,6 +14,13 @@ import type {
 } from '../../src/kms/types.js';
 import { generateCertificates, generateClientCertificate } from '../../src/certs/generate.js';
 import type { ServeSettings } from '../../src/config/settings.js';
+import { createLogger } from '../../src/logging/logger.js';
+import {
+  startServer,
+  type RunningServer,
+  type StartServerOptions,
+} from '../../src/server/serve.js';
+import type { Test } from 'tap';
 
 const FIXTURES = new URL('../fixtures/admission/', import.meta.url);
 
@@ -256,6 +263,27 @@ export function serveSettings(
     logLevel: 'info',
     ...overrides,
   };
+}
+
+/**
+ * A webhook on 127.0.0.1 over fresh certificates and a fake key source (usable key), silent
+ * logs; both are removed when the test ends. `options` overrides any start option.
+ */
+export async function startTestServer(
+  t: Test,
+  options: Partial<StartServerOptions> & { readonly settings?: Partial<ServeSettings> } = {},
+): Promise<{ server: RunningServer; certs: CertDir }> {
+  const certs = await makeCertDir();
+  t.teardown(() => certs.cleanup());
+  const server = await startServer({
+    logger: createLogger('silent'),
+    monitor: fakeSource(),
+    host: '127.0.0.1',
+    ...options,
+    settings: serveSettings(certs, options.settings),
+  });
+  t.teardown(() => server.close());
+  return { server, certs };
 }
 
 export interface HttpResult {

@@ -9,20 +9,13 @@ import {
   makeCertDir,
   postReview,
   serveSettings,
+  startTestServer,
   toResult,
   type HttpResult,
 } from '../helpers/server.js';
 
 t.test('shutdown during traffic: in-flight admissions finish, then listeners close', async (t) => {
-  const certs = await makeCertDir();
-  t.teardown(() => certs.cleanup());
-  const server = await startServer({
-    settings: serveSettings(certs),
-    logger: createLogger('silent'),
-    monitor: fakeSource(),
-    host: '127.0.0.1',
-  });
-  t.teardown(() => server.close());
+  const { server, certs } = await startTestServer(t);
 
   // Several admissions are mid-body (headers and half the JSON sent) when shutdown starts.
   const inFlight = Array.from({ length: 5 }, (_, index) => {

@@ -16,6 +16,7 @@ import {
   makeCertDir,
   postReview,
   serveSettings,
+  startTestServer,
 } from '../helpers/server.js';
 
 /** The serving certificate a fresh TLS handshake sees. */
@@ -197,15 +198,7 @@ t.test('a half-written pair is skipped and the current certificate kept', async 
 });
 
 t.test('TLS 1.2 is the minimum', async (t) => {
-  const certs = await makeCertDir();
-  t.teardown(() => certs.cleanup());
-  const server = await startServer({
-    settings: serveSettings(certs),
-    logger: createLogger('silent'),
-    monitor: fakeSource(),
-    host: '127.0.0.1',
-  });
-  t.teardown(() => server.close());
+  const { server, certs } = await startTestServer(t);
   const { hostname, port } = new URL(server.admissionUrl);
   const outcome = await new Promise<string>((resolve) => {
     const socket = connect(

@@ -3,24 +3,13 @@
 // API server gives up on a webhook by then anyway).
 import t from 'tap';
 import { connect } from 'node:tls';
-import { createLogger } from '../../src/logging/logger.js';
-import { startServer } from '../../src/server/serve.js';
-import { fakeSource, makeCertDir, serveSettings } from '../helpers/server.js';
+import { startTestServer } from '../helpers/server.js';
 
 /** The 30 s request timeout + the 5 s connection-check interval + slack. */
 const BOUND_MS = 45_000;
 
 t.test('a stalled request body is cut off', async (t) => {
-  const certs = await makeCertDir();
-  t.teardown(() => certs.cleanup());
-  const server = await startServer({
-    settings: serveSettings(certs),
-    logger: createLogger('silent'),
-    monitor: fakeSource(),
-    host: '127.0.0.1',
-    shutdownTimeoutMs: 1_000,
-  });
-  t.teardown(() => server.close());
+  const { server, certs } = await startTestServer(t, { shutdownTimeoutMs: 1_000 });
   const { hostname, port } = new URL(server.admissionUrl);
   const started = Date.now();
   const outcome = await new Promise<string>((resolve) => {
