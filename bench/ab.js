@@ -17,11 +17,15 @@ import {
   load,
   log,
   peakRssMiB,
+  pinRunner,
+  serverNodeArgs,
   prepareFiles,
   startKmsEmulator,
   startWebhook,
   stopProcess,
 } from './harness.js';
+
+pinRunner();
 import { stats } from './report.js';
 
 const roots = process.argv.slice(2).map((root) => resolve(root));
@@ -47,6 +51,7 @@ try {
         logFile: join(work, 'webhook.log'),
         refreshIntervalSeconds: 5,
         cli: join(root, 'dist', 'cli', 'main.js'),
+        nodeArgs: serverNodeArgs(),
       });
       try {
         for (const path of PATHS) {

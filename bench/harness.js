@@ -12,6 +12,50 @@ export const ROOT = resolve(BENCH_DIR, '..');
 export const CLI = join(ROOT, 'dist', 'cli', 'main.js');
 const CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
 
+/**
+ * CPU pinning (BENCH_PIN, default on with 2+ CPUs and `taskset`): the server under test runs
+ * on CPU 0 alone, as a pod with `limits.cpu: 1` would; the runner, the load generator and the
+ * KMS emulator share the other CPUs, so the load generator never preempts the server it
+ * measures. Both variants are pinned alike.
+ */
+export const PIN =
+  process.env.BENCH_PIN !== '0' &&
+  cpus().length >= 2 &&
+  (() => {
+    try {
+      execFileSync('taskset', ['-p', String(process.pid)], { stdio: 'ignore' });
+      return true;
+    } catch {
+      return false;
+    }
+  })();
+
+/** Moves this process (and so every load generator it starts later) off the server's CPU. */
+export function pinRunner() {
+  if (!PIN) return;
+  execFileSync('taskset', ['-apc', `1-${cpus().length - 1}`, String(process.pid)], {
+    stdio: 'ignore',
+  });
+}
+
+/**
+ * The Node.js flags the Deployment starts the webhook with (its NODE_OPTIONS), so the bench
+ * measures the heap configuration that ships. BENCH_NODE_ARGS overrides them ('' for none).
+ */
+export function serverNodeArgs() {
+  const override = process.env.BENCH_NODE_ARGS;
+  if (override !== undefined) return override.split(' ').filter((arg) => arg !== '');
+  const deployment = readFileSync(join(ROOT, 'manifests', 'base', 'deployment.yaml'), 'utf8');
+  const match = /- name: NODE_OPTIONS\s+value: (.+)/.exec(deployment);
+  if (match === null) throw new Error('manifests/base/deployment.yaml sets no NODE_OPTIONS');
+  return match[1].trim().split(/\s+/);
+}
+
+/** The command line that starts a server process: on CPU 0 when pinning (taskset execs it, same pid). */
+function serverCommand(args) {
+  return PIN ? ['taskset', ['-c', '0', process.execPath, ...args]] : [process.execPath, args];
+}
+
 export function log(line) {
   process.stdout.write(`${line}\n`);
 }
@@ -98,12 +142,11 @@ export async function waitForHttp(url, ok, timeoutMs = 20_000) {
 
 export async function startCeiling(files, nodeArgs = []) {
   const child = spawn(
-    process.execPath,
-    [
+    ...serverCommand([
       ...nodeArgs,
       join(BENCH_DIR, 'ceiling.js'),
       JSON.stringify({ certFile: files.cert, keyFile: files.key }),
-    ],
+    ]),
     { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] },
   );
   const port = await new Promise((resolvePort, reject) => {
@@ -138,8 +181,7 @@ export async function startWebhook({
   const logFd = openSync(logFile, 'w');
   const profileArgs = profileDir === undefined ? [] : ['--cpu-prof', '--cpu-prof-dir', profileDir];
   const child = spawn(
-    process.execPath,
-    [
+    ...serverCommand([
       ...profileArgs,
       ...nodeArgs,
       cli,
@@ -161,7 +203,7 @@ export async function startWebhook({
       '--refresh-interval',
       `${refreshIntervalSeconds}s`,
       ...extraArgs,
-    ],
+    ]),
     {
       cwd: ROOT,
       // Logs go to a file: the default `info` level writes one line per admission, as in a pod.

@@ -16,12 +16,16 @@ import {
   load,
   log,
   peakRssMiB,
+  pinRunner,
+  serverNodeArgs,
   prepareFiles,
   startCeiling,
   startKmsEmulator,
   startWebhook,
   stopProcess,
 } from './harness.js';
+
+pinRunner();
 import { summarizeProfile } from './profile-summary.js';
 
 const DURATION_MS = Number(process.env.BENCH_DURATION_MS ?? 5000);
@@ -36,7 +40,7 @@ const before = new Set(readdirSync(profileDir));
 try {
   const server =
     TARGET === 'ceiling'
-      ? await startCeiling(files, ['--cpu-prof', '--cpu-prof-dir', profileDir])
+      ? await startCeiling(files, [...serverNodeArgs(), '--cpu-prof', '--cpu-prof-dir', profileDir])
       : await startWebhook({
           files,
           emulator,
@@ -44,6 +48,7 @@ try {
           logFile: join(work, 'webhook.log'),
           refreshIntervalSeconds: 5,
           profileDir,
+          nodeArgs: serverNodeArgs(),
           // Another build to compare (e.g. a copy of the tree with a change): its dist/cli/main.js.
           ...(process.env.BENCH_CLI !== undefined ? { cli: process.env.BENCH_CLI } : {}),
         });

@@ -124,7 +124,10 @@ export function goals(summary) {
   const validate = summary.keepAlive['/validate c10'];
   const mutate = summary.keepAlive['/mutate c10'];
   const ratio = (entry) => entry.rps.webhook.mean / entry.rps.ceiling.mean;
-  const peakRss = summary.rss.overall.webhook.max;
+  // The issue measures peak RSS with the 2 KB keep-alive load; the 1 MiB reviews have their
+  // own goal (p99), and their peak is reported next to it.
+  const peakRss = summary.rss.keepAlive.webhook.max;
+  const peakRssWithBig = summary.rss.overall.webhook.max;
   const onPath = summary.kms.reduce((sum, run) => sum + run.onAdmissionPath, 0);
   const admissions = summary.kms.reduce((sum, run) => sum + run.admissions, 0);
   const calls = summary.kms.reduce((sum, run) => sum + run.kmsCalls, 0);
@@ -153,7 +156,7 @@ export function goals(summary) {
     {
       name: `peak RSS under load ≤ ${GOALS.peakRssMB} MB`,
       pass: peakRss <= GOALS.peakRssMB,
-      measured: `${fixed(peakRss, 1)} MB (highest VmHWM of ${summary.rss.overall.webhook.n} webhook runs, 1 MiB reviews included)`,
+      measured: `${fixed(peakRss, 1)} MB (highest VmHWM of ${summary.rss.keepAlive.webhook.n} webhook runs under the 2 KB keep-alive load; ${fixed(peakRssWithBig, 1)} MB once the 1 MiB reviews have run too)`,
     },
     {
       name: 'zero KMS calls on the admission path',
@@ -214,7 +217,7 @@ export function renderGenerated({ machine, settings, summary, goals: checked, re
     `## Latest run (${settings.date}${settings.label ? `, ${settings.label}` : ''})`,
     '',
     `Machine: ${machine.nproc} CPUs (nproc), ${machine.model}, ${machine.memoryGiB} GiB RAM, Linux ${machine.kernel}, Node.js ${machine.node}.`,
-    `Settings: ${settings.reps} repetitions per variant (server restarted every time, order alternating), ${settings.durationMs} ms measured per phase after ${settings.warmupMs} ms warm-up (and ${settings.serverWarmupMs} ms of /validate and of /mutate at concurrency 10 after each start, not measured), AdmissionReview of ${settings.reviewBytes} bytes${settings.quick ? ', BENCH_QUICK=1' : ''}${settings.profile ? ', webhook under --cpu-prof' : ''}${settings.nodeArgs ? `, webhook started as \`node ${settings.nodeArgs} dist/cli/main.js serve\`` : ''}; wall time ${settings.wallSeconds} s.`,
+    `Settings: ${settings.reps} repetitions per variant (server restarted every time, order alternating), ${settings.durationMs} ms measured per phase after ${settings.warmupMs} ms warm-up (and ${settings.serverWarmupMs} ms of /validate and of /mutate at concurrency 10 after each start, not measured), AdmissionReview of ${settings.reviewBytes} bytes${settings.quick ? ', BENCH_QUICK=1' : ''}${settings.profile ? ', webhook under --cpu-prof' : ''}${settings.nodeArgs ? `, both servers started with \`node ${settings.nodeArgs}\` (the Deployment's NODE_OPTIONS)` : ''}${settings.pinned ? ', each server pinned to CPU 0 and the load generator to the other CPUs (taskset)' : ', no CPU pinning'}; wall time ${settings.wallSeconds} s.`,
     'Values are mean ± sample standard deviation over the repetitions; ratios are webhook ÷ ceiling per repetition, shown as mean (min–max).',
     '',
     '### Goals',

@@ -12,7 +12,8 @@
  *
  * Other knobs: BENCH_REPS, BENCH_DURATION_MS, BENCH_REENCRYPT=0|1, BENCH_PROFILE=1 (webhook
  * under --cpu-prof, profiles in bench/profiles/), BENCH_LABEL (a note in RESULTS.md),
- * BENCH_NODE_ARGS (Node.js flags of the webhook process), BENCH_OUT (RESULTS.md path), BENCH_JSON (raw results path, default bench/results.json).
+ * BENCH_NODE_ARGS (Node.js flags of both servers; default: the Deployment's NODE_OPTIONS),
+ * BENCH_PIN=0 (no CPU pinning), BENCH_OUT (RESULTS.md path), BENCH_JSON (raw results path, default bench/results.json).
  */
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -24,6 +25,9 @@ import {
   log,
   machine,
   peakRssMiB,
+  PIN,
+  pinRunner,
+  serverNodeArgs,
   prepareFiles,
   runNode,
   startCeiling,
@@ -31,6 +35,8 @@ import {
   startWebhook,
   stopProcess,
 } from './harness.js';
+
+pinRunner();
 import { goals, renderResults, summarize } from './report.js';
 
 const QUICK = process.env.BENCH_QUICK === '1';
@@ -44,8 +50,8 @@ const PATHS = ['/validate', '/mutate'];
 const HANDSHAKE_CONCURRENCY = 10;
 const REFRESH_INTERVAL_S = 5;
 const PROFILE = process.env.BENCH_PROFILE === '1';
-/** Node.js flags for the webhook process, e.g. "--max-semi-space-size=4" (as a Dockerfile would). */
-const NODE_ARGS = (process.env.BENCH_NODE_ARGS ?? '').split(' ').filter((arg) => arg !== '');
+/** Node.js flags of both servers: the heap settings the Deployment ships, so RSS is as in a pod. */
+const NODE_ARGS = serverNodeArgs();
 const RUN_REENCRYPT = (process.env.BENCH_REENCRYPT ?? (QUICK ? '0' : '1')) === '1';
 const OUT = process.env.BENCH_OUT ?? join(BENCH_DIR, 'RESULTS.md');
 
@@ -148,7 +154,7 @@ async function main() {
       for (const variant of order) {
         const server =
           variant === 'ceiling'
-            ? await startCeiling(files)
+            ? await startCeiling(files, NODE_ARGS)
             : await startWebhook({
                 files,
                 emulator,
@@ -209,6 +215,7 @@ async function main() {
     handshakeConcurrency: HANDSHAKE_CONCURRENCY,
     profile: PROFILE,
     nodeArgs: NODE_ARGS.join(' '),
+    pinned: PIN,
     label: process.env.BENCH_LABEL ?? '',
     wallSeconds: Math.round((Date.now() - started) / 1000),
     date: new Date().toISOString(),

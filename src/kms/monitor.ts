@@ -15,7 +15,7 @@ import {
   recordOutcome,
   requestKeyId,
 } from './classify.js';
-import type { KeyLookupOutcome, KeySnapshot, KeySnapshotSource } from './types.js';
+import type { KeyLookupOutcome, KeyObservations, KeySnapshot, KeySnapshotSource } from './types.js';
 
 /** Metrics hook: one call per KMS request; `result` is 'ok' or the error code. */
 export type KmsCallObserver = (call: {
@@ -131,7 +131,16 @@ export function createKeyMonitor(options: KeyMonitorOptions): KeyMonitor {
     markFirstLookupDone = resolve;
   });
 
-  const snapshot = (): KeySnapshot => classifyKey(observations, clock.now(), settings);
+  // Every admission asks for a snapshot: classify once per observation change and clock
+  // millisecond (snapshots are immutable, so requests in the same millisecond share one).
+  let latest: { observations: KeyObservations; at: number; snapshot: KeySnapshot } | undefined;
+  const snapshot = (): KeySnapshot => {
+    const now = clock.now();
+    if (latest?.observations !== observations || latest.at !== now) {
+      latest = { observations, at: now, snapshot: classifyKey(observations, now, settings) };
+    }
+    return latest.snapshot;
+  };
 
   function observeCall(action: string, result: string, startedAt: number): void {
     if (!options.onKmsCall) return;

@@ -17,6 +17,7 @@ import {
 import type { KeySnapshot, KeySnapshotSource } from '../kms/types.js';
 import { REDACTED_PATHS, type Logger } from '../logging/logger.js';
 import type { ServerMetrics, Webhook } from './metrics.js';
+import { SCHEMALESS } from './schemaless.js';
 
 /** kube-apiserver caps request bodies at 3 MiB objects; object + oldObject + envelope fit in 7. */
 export const ADMISSION_BODY_LIMIT = 7 * 1024 * 1024;
@@ -239,6 +240,7 @@ export function buildAdmissionApp(options: AdmissionAppOptions) {
     // Keep answering on open connections while draining (a 503 would trip failurePolicy).
     return503OnClosing: false,
     forceCloseConnections: 'idle',
+    schemaController: SCHEMALESS,
   });
   void app.register(admissionRoutes, options);
   return app;

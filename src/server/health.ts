@@ -4,6 +4,7 @@ import { keyReport } from '../kms/report.js';
 import type { KeySnapshotSource } from '../kms/types.js';
 import type { Logger } from '../logging/logger.js';
 import type { ServerMetrics } from './metrics.js';
+import { SCHEMALESS } from './schemaless.js';
 
 export interface Readiness {
   readonly ready: boolean;
@@ -25,6 +26,7 @@ export function buildHealthApp(options: HealthAppOptions) {
   const app = Fastify({
     loggerInstance: options.logger,
     logController: new LogController({ disableRequestLogging: true }),
+    schemaController: SCHEMALESS,
   });
   app.get('/livez', () => ({ status: 'ok' }));
   app.get('/readyz', (_request, reply) => {

@@ -133,6 +133,19 @@ t.test('every namespaced object lives in the guard namespace', async (t) => {
   }
 });
 
+/** A Kubernetes memory quantity in MiB (the manifests use Mi and Gi). */
+function mebibytes(quantity: string | undefined): number {
+  const match = /^(\d+)(Mi|Gi)$/.exec(quantity ?? '');
+  if (match === null) return Number.NaN;
+  return Number(match[1]) * (match[2] === 'Gi' ? 1024 : 1);
+}
+
+/** The value of a numeric V8 flag such as --max-old-space-size=160 in NODE_OPTIONS. */
+function v8Flag(nodeOptions: string | undefined, flag: string): number | undefined {
+  const match = new RegExp(`(?:^|\\s)--${flag}=(\\d+)(?:\\s|$)`).exec(nodeOptions ?? '');
+  return match === null ? undefined : Number(match[1]);
+}
+
 t.test('every container is hardened and has resources', async (t) => {
   for (const path of KUSTOMIZATIONS) {
     for (const object of [...ofKind(render(path), 'Deployment'), ...ofKind(render(path), 'Job')]) {
@@ -154,6 +167,18 @@ t.test('every container is hardened and has resources', async (t) => {
           t.ok(container.resources?.[kind]?.cpu, `${name}: cpu ${kind}`);
           t.ok(container.resources?.[kind]?.memory, `${name}: memory ${kind}`);
         }
+        const nodeOptions = container.env?.find((entry) => entry.name === 'NODE_OPTIONS')?.value;
+        const limitMi = mebibytes(container.resources?.limits?.memory);
+        const oldSpace = v8Flag(nodeOptions, 'max-old-space-size');
+        t.ok(oldSpace !== undefined, `${name}: NODE_OPTIONS bounds the V8 heap (${nodeOptions})`);
+        // V8's young generation is three semi-spaces (two + large objects); Node, TLS and the
+        // SDK need about 64 MiB outside the heap (bench/RESULTS.md: idle RSS).
+        const heapMi =
+          (oldSpace ?? Infinity) + 3 * (v8Flag(nodeOptions, 'max-semi-space-size') ?? 16);
+        t.ok(
+          heapMi + 64 <= limitMi,
+          `${name}: heap ${heapMi} MiB + 64 MiB outside it fit the ${limitMi} MiB memory limit`,
+        );
         t.match(
           container.image ?? '',
           new RegExp(`(^|/)kms-secret-guard:${PACKAGE_VERSION.replace(/\./g, '\\.')}$`),

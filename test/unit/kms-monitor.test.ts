@@ -91,6 +91,27 @@ t.test('snapshot() does no I/O and ages with the clock', async (t) => {
   t.equal(api.describeCalls, 1, 'still no call: the monitor was never started');
 });
 
+t.test(
+  'snapshot() is shared within a clock millisecond, renewed on a lookup or a tick',
+  async (t) => {
+    const { clock, api, monitor } = setup();
+    await monitor.refresh();
+    const first = monitor.snapshot();
+    t.equal(monitor.snapshot(), first, 'the same millisecond and facts give the same snapshot');
+    await clock.advance(1);
+    const later = monitor.snapshot();
+    t.not(later, first, 'a new millisecond gives a new snapshot');
+    t.equal(later.checkedAt.getTime(), first.checkedAt.getTime() + 1, 'taken at the new time');
+    api.answer = metadata({ keyState: 'Disabled' });
+    await monitor.refresh();
+    t.equal(
+      monitor.snapshot().reason,
+      'Disabled',
+      'a lookup in the same millisecond is seen at once',
+    );
+  },
+);
+
 t.test('throttling: exponential backoff with jitter, bounded calls', async (t) => {
   const { clock, api, monitor, calls } = setup({ random: () => 1 });
   t.teardown(() => monitor.stop());

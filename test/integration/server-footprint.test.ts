@@ -1,0 +1,67 @@
+// What the serving process loads: Fastify's schema compilers (Ajv, fast-json-stringify) cost
+// 10-18 MB of RSS and neither app uses a route schema, so they must never be loaded.
+import { createRequire } from 'node:module';
+import { Writable } from 'node:stream';
+import t from 'tap';
+import { createLogger } from '../../src/logging/logger.js';
+import { buildHealthApp } from '../../src/server/health.js';
+import { createMetrics } from '../../src/server/metrics.js';
+import { startServer } from '../../src/server/serve.js';
+import { fakeSource, makeCertDir, serveSettings } from '../helpers/server.js';
+
+// fast-json-stringify's small runtime (lib/serializer.js) serves Fastify's precompiled error
+// serializer and is fine; its compiler (index.js) is not.
+const SCHEMA_COMPILERS =
+  /node_modules[\\/](ajv|@fastify[\\/](ajv-compiler|fast-json-stringify-compiler))[\\/]|fast-json-stringify[\\/]index\.js$/;
+
+function silentLogger() {
+  return createLogger(
+    'info',
+    new Writable({
+      write(_chunk, _encoding, done) {
+        done();
+      },
+    }),
+  );
+}
+
+t.test('a running server has loaded no schema compiler', async (t) => {
+  const certs = await makeCertDir();
+  t.teardown(() => certs.cleanup());
+  const server = await startServer({
+    settings: serveSettings(certs),
+    logger: silentLogger(),
+    monitor: fakeSource(),
+    host: '127.0.0.1',
+  });
+  t.teardown(() => server.close());
+  const loaded = Object.keys(createRequire(import.meta.url).cache);
+  t.ok(
+    loaded.some((path) => /node_modules[\\/]fastify[\\/]/.test(path)),
+    'the module cache is the one Fastify was loaded into',
+  );
+  t.same(
+    loaded.filter((path) => SCHEMA_COMPILERS.test(path)),
+    [],
+    'neither Ajv nor fast-json-stringify was loaded',
+  );
+});
+
+t.test('a route schema fails at start with a message naming the remedy', async (t) => {
+  const app = buildHealthApp({
+    logger: silentLogger(),
+    source: fakeSource(),
+    metrics: createMetrics(),
+    refreshIntervalMs: 30_000,
+    readiness: () => ({ ready: true, reason: 'test' }),
+  });
+  app.post('/with-schema', { schema: { body: { type: 'object' } } }, () => ({}));
+  await t.rejects(
+    async () => {
+      await app.ready();
+    },
+    /Route schemas are not supported here.*Validate in the handler instead/,
+    'building a schema validator is refused with a remedy',
+  );
+  await app.close();
+});
