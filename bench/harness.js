@@ -225,7 +225,8 @@ export async function startWebhook({
 export function machine() {
   const cpuinfo = readFileSync('/proc/cpuinfo', 'utf8');
   const model = /model name\s*:\s*(.+)/.exec(cpuinfo)?.[1] ?? cpus()[0]?.model ?? 'unknown';
-  const nproc = execFileSync('nproc', { encoding: 'utf8' }).trim();
+  // --all: the runner is pinned (BENCH_PIN), and plain nproc counts only its own CPUs.
+  const nproc = execFileSync('nproc', ['--all'], { encoding: 'utf8' }).trim();
   return {
     nproc,
     model,

@@ -119,3 +119,35 @@ t.test(
     }
   },
 );
+
+t.test('routine admissions log at debug; denials and warnings at info', async (t) => {
+  const certs = await makeCertDir();
+  t.teardown(() => certs.cleanup());
+  const logs = new LogCapture();
+  const source = fakeSource();
+  const server = await startServer({
+    settings: serveSettings(certs),
+    logger: createLogger('debug', logs),
+    monitor: source,
+    host: '127.0.0.1',
+  });
+  t.teardown(() => server.close());
+  const review = fixture('secret-update');
+  const url = server.admissionUrl;
+  await postReview(`${url}/validate`, review, certs.caCert);
+  await postReview(`${url}/mutate`, review, certs.caCert);
+  source.current = unusableSnapshot('Disabled');
+  await postReview(`${url}/validate`, review, certs.caCert);
+  await server.close();
+
+  const admissions = logs.lines().filter((line) => line.msg === 'admission');
+  t.same(
+    admissions.map((line) => [line.webhook, line.decision, line.level]),
+    [
+      ['validate', 'allowed', 'debug'],
+      ['mutate', 'patched', 'debug'],
+      ['validate', 'denied', 'info'],
+    ],
+    'allowed and patched at debug (the audit log has them), denied at info',
+  );
+});
