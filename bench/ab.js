@@ -25,8 +25,10 @@ import {
   stopProcess,
 } from './harness.js';
 
-pinRunner();
 import { stats } from './report.js';
+
+// The load generators this process starts inherit its CPUs: keep them off the server's.
+pinRunner();
 
 const roots = process.argv.slice(2).map((root) => resolve(root));
 if (roots.length < 2) {

@@ -206,7 +206,7 @@ export async function startWebhook({
     ]),
     {
       cwd: ROOT,
-      // Logs go to a file: the default `info` level writes one line per admission, as in a pod.
+      // Logs go to a file, as in a pod (at the default `info` level: denials and warnings).
       stdio: ['ignore', logFd, 'inherit'],
       env: {
         PATH: process.env.PATH ?? '',

@@ -36,8 +36,10 @@ import {
   stopProcess,
 } from './harness.js';
 
-pinRunner();
 import { goals, renderResults, summarize } from './report.js';
+
+// The load generators this process starts inherit its CPUs: keep them off the server's.
+pinRunner();
 
 const QUICK = process.env.BENCH_QUICK === '1';
 const REPS = Number(process.env.BENCH_REPS ?? (QUICK ? 2 : 4));
