@@ -46,13 +46,7 @@ async function main(): Promise<void> {
   const emulator = await startEmulator({ keys: [''] });
   try {
     const keyId = emulator.keyIds[0]!;
-    const kms = createKmsAdmin({
-      endpoint: emulator.endpoint,
-      regionId: emulator.regionId,
-      accessKeyId: emulator.accessKeyId,
-      accessKeySecret: emulator.accessKeySecret,
-      keyId,
-    });
+    const kms = createKmsAdmin(emulator, keyId);
     const old = (await kms.describeKey()).primaryKeyVersion;
     await kms.createKeyVersion();
 

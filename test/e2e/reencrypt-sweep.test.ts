@@ -52,13 +52,7 @@ t.test('reencrypt rewrites exactly the stale Secrets, never reading their data',
     rmSync(home, { recursive: true, force: true });
   });
   const keyId = emulator.keyIds[0]!;
-  const kms = createKmsAdmin({
-    endpoint: emulator.endpoint,
-    regionId: emulator.regionId,
-    accessKeyId: emulator.accessKeyId,
-    accessKeySecret: emulator.accessKeySecret,
-    keyId,
-  });
+  const kms = createKmsAdmin(emulator, keyId);
   const v0 = (await kms.describeKey()).primaryKeyVersion;
   const v1 = await kms.createKeyVersion();
   const v2 = await kms.createKeyVersion();

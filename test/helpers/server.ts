@@ -2,7 +2,7 @@
 import { readFileSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { request as httpsRequest, Agent } from 'node:https';
-import { request as httpRequest } from 'node:http';
+import { request as httpRequest, type IncomingMessage } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
@@ -305,6 +305,21 @@ export function toResult(status: number, headers: HttpResult['headers'], body: s
   };
 }
 
+/** A response handler that reads the whole body, then settles with status, headers and text. */
+function collectResult(
+  resolve: (result: HttpResult) => void,
+  reject: (error: Error) => void,
+): (res: IncomingMessage) => void {
+  return (res) => {
+    const chunks: Buffer[] = [];
+    res.on('data', (chunk: Buffer) => chunks.push(chunk));
+    res.on('end', () => {
+      resolve(toResult(res.statusCode ?? 0, res.headers, Buffer.concat(chunks).toString()));
+    });
+    res.on('error', reject);
+  };
+}
+
 export interface HttpsCallOptions {
   readonly ca: string;
   readonly method?: string;
@@ -328,14 +343,7 @@ export function httpsCall(url: string, options: HttpsCallOptions): Promise<HttpR
         ...(options.agent !== undefined ? { agent: options.agent } : { agent: false }),
         headers: { 'content-type': 'application/json', ...options.headers },
       },
-      (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (chunk: Buffer) => chunks.push(chunk));
-        res.on('end', () => {
-          resolve(toResult(res.statusCode ?? 0, res.headers, Buffer.concat(chunks).toString()));
-        });
-        res.on('error', reject);
-      },
+      collectResult(resolve, reject),
     );
     req.on('error', reject);
     req.end(options.body);
@@ -353,14 +361,7 @@ export function postReview(
 
 export function httpGet(url: string): Promise<HttpResult> {
   return new Promise((resolve, reject) => {
-    const req = httpRequest(url, { agent: false }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (chunk: Buffer) => chunks.push(chunk));
-      res.on('end', () => {
-        resolve(toResult(res.statusCode ?? 0, res.headers, Buffer.concat(chunks).toString()));
-      });
-      res.on('error', reject);
-    });
+    const req = httpRequest(url, { agent: false }, collectResult(resolve, reject));
     req.on('error', reject);
     req.end();
   });

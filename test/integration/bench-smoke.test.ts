@@ -4,12 +4,11 @@
 import { spawn } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import t, { type Test } from 'tap';
 import { createLogger } from '../../src/logging/logger.js';
 import { startServer } from '../../src/server/serve.js';
-import { fakeSource, fixture, makeCertDir, serveSettings } from '../helpers/server.js';
+import { fakeSource, fixture, LogCapture, makeCertDir, serveSettings } from '../helpers/server.js';
 
 const BENCH = fileURLToPath(new URL('../../bench/', import.meta.url));
 
@@ -114,14 +113,7 @@ t.test('bench/load.js against bench/ceiling.js and the webhook', async (t) => {
   t.test('webhook', async (t) => {
     const server = await startServer({
       settings: serveSettings(certs),
-      logger: createLogger(
-        'info',
-        new Writable({
-          write(_chunk, _encoding, done) {
-            done();
-          },
-        }),
-      ),
+      logger: createLogger('info', new LogCapture()),
       monitor: fakeSource(),
       host: '127.0.0.1',
     });

@@ -1,36 +1,24 @@
 // What the serving process loads: Fastify's schema compilers (Ajv, fast-json-stringify) cost
 // 10-18 MB of RSS and neither app uses a route schema, so they must never be loaded.
 import { createRequire } from 'node:module';
-import { Writable } from 'node:stream';
 import t from 'tap';
 import { createLogger } from '../../src/logging/logger.js';
 import { buildHealthApp } from '../../src/server/health.js';
 import { createMetrics } from '../../src/server/metrics.js';
 import { startServer } from '../../src/server/serve.js';
-import { fakeSource, makeCertDir, serveSettings } from '../helpers/server.js';
+import { fakeSource, LogCapture, makeCertDir, serveSettings } from '../helpers/server.js';
 
 // fast-json-stringify's small runtime (lib/serializer.js) serves Fastify's precompiled error
 // serializer and is fine; its compiler (index.js) is not.
 const SCHEMA_COMPILERS =
   /node_modules[\\/](ajv|@fastify[\\/](ajv-compiler|fast-json-stringify-compiler))[\\/]|fast-json-stringify[\\/]index\.js$/;
 
-function silentLogger() {
-  return createLogger(
-    'info',
-    new Writable({
-      write(_chunk, _encoding, done) {
-        done();
-      },
-    }),
-  );
-}
-
 t.test('a running server has loaded no schema compiler', async (t) => {
   const certs = await makeCertDir();
   t.teardown(() => certs.cleanup());
   const server = await startServer({
     settings: serveSettings(certs),
-    logger: silentLogger(),
+    logger: createLogger('info', new LogCapture()),
     monitor: fakeSource(),
     host: '127.0.0.1',
   });
@@ -49,7 +37,7 @@ t.test('a running server has loaded no schema compiler', async (t) => {
 
 t.test('a route schema fails at start with a message naming the remedy', async (t) => {
   const app = buildHealthApp({
-    logger: silentLogger(),
+    logger: createLogger('info', new LogCapture()),
     source: fakeSource(),
     metrics: createMetrics(),
     refreshIntervalMs: 30_000,

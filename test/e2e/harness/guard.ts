@@ -85,13 +85,7 @@ export async function startGuard(
     await emulator.close();
     throw error;
   }
-  const kms = createKmsAdmin({
-    endpoint: emulator.endpoint,
-    regionId: emulator.regionId,
-    accessKeyId: emulator.accessKeyId,
-    accessKeySecret: emulator.accessKeySecret,
-    keyId,
-  });
+  const kms = createKmsAdmin(emulator, keyId);
   const workDir = mkdtempSync(join(tmpdir(), 'ksg-e2e-guard-'));
   const reaper = new ProcessReaper();
   const removeWorkDir = (): void => {

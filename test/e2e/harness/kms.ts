@@ -16,23 +16,24 @@ export interface KmsAdmin {
   describeKey(): Promise<{ keyState: string; primaryKeyVersion: string; deleteDate: string }>;
 }
 
-export function createKmsAdmin(options: {
-  endpoint: string;
-  regionId: string;
-  accessKeyId: string;
-  accessKeySecret: string;
-  keyId: string;
-}): KmsAdmin {
+/** Where and as whom to call KMS: a running emulator has exactly these fields. */
+export interface KmsAccount {
+  readonly endpoint: string;
+  readonly regionId: string;
+  readonly accessKeyId: string;
+  readonly accessKeySecret: string;
+}
+
+export function createKmsAdmin(account: KmsAccount, keyId: string): KmsAdmin {
   const sdk = new KmsSdk.default(
     new RpcClient.Config({
-      endpoint: options.endpoint,
+      endpoint: account.endpoint,
       protocol: 'http',
-      regionId: options.regionId,
-      accessKeyId: options.accessKeyId,
-      accessKeySecret: options.accessKeySecret,
+      regionId: account.regionId,
+      accessKeyId: account.accessKeyId,
+      accessKeySecret: account.accessKeySecret,
     }),
   );
-  const keyId = options.keyId;
   const describeKey = async (): Promise<{
     keyState: string;
     primaryKeyVersion: string;
