@@ -1,3 +1,6 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import {
   KubeApiError,
   type ListScope,
@@ -7,6 +10,33 @@ import {
   type SecretRef,
 } from '../../src/reencrypt/kube-client.js';
 import type { SweepClock } from '../../src/reencrypt/sweep.js';
+
+/**
+ * A temp folder (usable as HOME) with a kubeconfig whose API server is 127.0.0.1:1, where
+ * nothing listens: for `reencrypt` runs that must end before any Kubernetes request.
+ */
+export function unreachableKubeconfig(
+  t: { teardown(fn: () => unknown): void },
+  prefix: string,
+): { dir: string; kubeconfigPath: string } {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  t.teardown(() => {
+    rmSync(dir, { recursive: true, force: true });
+  });
+  const kubeconfigPath = join(dir, 'kubeconfig.json');
+  writeFileSync(
+    kubeconfigPath,
+    JSON.stringify({
+      apiVersion: 'v1',
+      kind: 'Config',
+      clusters: [{ name: 'c', cluster: { server: 'https://127.0.0.1:1' } }],
+      users: [{ name: 'u', user: { token: 't' } }],
+      contexts: [{ name: 'c', context: { cluster: 'c', user: 'u' } }],
+      'current-context': 'c',
+    }),
+  );
+  return { dir, kubeconfigPath };
+}
 
 /** A clock whose sleeps return at once and move time forward; records every sleep. */
 export function fakeClock(

@@ -1,31 +1,14 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import t from 'tap';
+import { unreachableKubeconfig } from '../helpers/reencrypt.js';
 import type { CliContext } from '../../src/cli/context.js';
 import { runCli } from '../../src/cli/program.js';
 import { startEmulator } from '../../src/emulator/index.js';
 
 /** `reencrypt` reads its target key through the real SDK from the emulator, as check does. */
 
-const dir = mkdtempSync(join(tmpdir(), 'ksg-reencrypt-kms-'));
-t.teardown(() => {
-  rmSync(dir, { recursive: true, force: true });
-});
-const kubeconfigPath = join(dir, 'kubeconfig.json');
-writeFileSync(
-  kubeconfigPath,
-  JSON.stringify({
-    apiVersion: 'v1',
-    kind: 'Config',
-    // Nothing listens here: the run is stopped as soon as the key was read.
-    clusters: [{ name: 'c', cluster: { server: 'https://127.0.0.1:1' } }],
-    users: [{ name: 'u', user: { token: 't' } }],
-    contexts: [{ name: 'c', context: { cluster: 'c', user: 'u' } }],
-    'current-context': 'c',
-  }),
-);
+// Nothing listens at its API server: the run is stopped as soon as the key was read.
+const { dir, kubeconfigPath } = unreachableKubeconfig(t, 'ksg-reencrypt-kms-');
 
 t.test(
   'an ARN key id is reduced to the key id before DescribeKey, as the monitor does',

@@ -1,30 +1,14 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import t from 'tap';
+import { unreachableKubeconfig } from '../helpers/reencrypt.js';
 import { runCli } from '../../src/cli/program.js';
 import type { CliContext } from '../../src/cli/context.js';
 
 /** Usage and configuration mistakes stop `reencrypt` before any request, with exit code 2. */
 
-const dir = mkdtempSync(join(tmpdir(), 'ksg-reencrypt-cli-'));
-t.teardown(() => {
-  rmSync(dir, { recursive: true, force: true });
-});
-const kubeconfigPath = join(dir, 'kubeconfig.json');
-writeFileSync(
-  kubeconfigPath,
-  JSON.stringify({
-    apiVersion: 'v1',
-    kind: 'Config',
-    // Never contacted: every case here ends before the first Kubernetes request.
-    clusters: [{ name: 'c', cluster: { server: 'https://127.0.0.1:1' } }],
-    users: [{ name: 'u', user: { token: 't' } }],
-    contexts: [{ name: 'c', context: { cluster: 'c', user: 'u' } }],
-    'current-context': 'c',
-  }),
-);
+// Never contacted: every case here ends before the first Kubernetes request.
+const { dir, kubeconfigPath } = unreachableKubeconfig(t, 'ksg-reencrypt-cli-');
 
 async function run(
   argv: string[],
