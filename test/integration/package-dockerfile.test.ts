@@ -2,6 +2,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
 import { parse } from 'yaml';
+import { readDocumentation } from '../helpers/docs.js';
 import { REPO_ROOT } from '../helpers/manifests.js';
 
 const dockerfile = readFileSync(join(REPO_ROOT, 'Dockerfile'), 'utf8');
@@ -39,9 +40,9 @@ t.test('the image runs Node.js 24, which satisfies package.json engines', async 
     t.match(from, /^FROM \$\{NODE_IMAGE\} AS /, `every stage uses the same base: ${from}`);
   }
   t.match(
-    readFileSync(join(REPO_ROOT, 'README.md'), 'utf8'),
+    readDocumentation(),
     /image runs Node\.js 24/,
-    'the README documents Node.js 24 as the image runtime',
+    'the docs name Node.js 24 as the image runtime',
   );
 });
 
