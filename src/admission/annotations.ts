@@ -4,7 +4,7 @@ import type { KeyFacts } from '../kms/types.js';
 import type { PatchOperation } from './response.js';
 import type { ObjectWithMetadata } from './review.js';
 
-/** Stamped by /mutate and by `reencrypt` (CONTRACT: annotation names are fixed). */
+/** Stamped by /mutate and by `reencrypt`; the names are fixed (users and scripts rely on them). */
 export const KEY_ID_ANNOTATION = 'kms-secret-guard.io/key-id';
 export const KEY_VERSION_ANNOTATION = 'kms-secret-guard.io/key-version';
 /** The name the ACK documentation uses. */

@@ -1,5 +1,5 @@
 import type { GuardMode, OnUnknown } from '../config/settings.js';
-// The monitor engineer's pure warning rules (deletion scheduled, material expiring, stale).
+// The key monitor's pure warning rules (deletion scheduled, material expiring, stale).
 import { fitWarning, formatRfc3339, keyWarnings } from '../kms/classify.js';
 import { reportState } from '../kms/report.js';
 import type { KeySnapshot, UnusableReason } from '../kms/types.js';

@@ -45,7 +45,7 @@ export function patched(operations: readonly PatchOperation[]): Decision {
   return { ...allowed(), patch: operations };
 }
 
-/** Warnings are shown by kubectl on one line each: keep them short (CONTRACT: < 120). */
+/** Warnings are shown by kubectl on one line each: keep them short (< 120 characters). */
 export function withWarnings(decision: Decision, warnings: readonly string[]): Decision {
   return { ...decision, warnings: [...decision.warnings, ...warnings.map(shortWarning)] };
 }

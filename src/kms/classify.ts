@@ -19,7 +19,7 @@ export interface ClassifySettings {
 
 /** Imported key material that expires within this window is worth a warning. */
 export const MATERIAL_EXPIRY_WARNING_MS = 7 * 24 * 3_600_000;
-/** Contract: warnings are shorter than this many characters. */
+/** Warnings are shorter than this many characters (kubectl prints each on one line). */
 export const MAX_WARNING_LENGTH = 119;
 
 const KEY_STATE_REASONS: Readonly<Record<string, UnusableReason>> = {

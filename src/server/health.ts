@@ -17,7 +17,7 @@ export interface HealthAppOptions {
   readonly metrics: ServerMetrics;
   /** For the "facts older than two refresh intervals" warning in /healthz/kms. */
   readonly refreshIntervalMs: number;
-  /** Readiness never looks at the key's state (CONTRACT: an unready webhook trips failurePolicy). */
+  /** Readiness never looks at the key's state: an unready webhook trips failurePolicy. */
   readonly readiness: () => Readiness;
 }
 

@@ -67,7 +67,7 @@ export async function startServer(options: StartServerOptions): Promise<RunningS
   const markLookedUp = (): void => {
     firstLookupDone = true;
   };
-  // "Finished, either way" (CONTRACT): a failed first lookup also makes the webhook ready.
+  // Ready once the first lookup finished, either way: a failed one also makes the webhook ready.
   void monitor.firstLookup?.then(markLookedUp, markLookedUp);
   const readiness = (): Readiness => {
     if (shuttingDown) return { ready: false, reason: 'shutting down' };
