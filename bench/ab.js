@@ -1,13 +1,13 @@
 #!/usr/bin/env node
 /**
  * Interleaved A/B of two (or more) builds of the webhook: each ROOT is a copy of the tree
- * with its own `dist/` (e.g. `cp -r src package.json tsconfig*.json /tmp/b && ln -s
- * $PWD/node_modules /tmp/b/ && (cd /tmp/b && npx tsc -p tsconfig.build.json)`). Every
+ * with its own `dist/` (e.g. `b=$(mktemp -d) && cp -r src package.json tsconfig*.json "$b" &&
+ * ln -s "$PWD/node_modules" "$b/" && (cd "$b" && npx tsc -p tsconfig.build.json)`). Every
  * repetition starts each build's `serve` afresh (order alternating), warms it up, then
  * measures /validate and /mutate at concurrency 10: server CPU per request, requests/s, p50,
  * p99 and peak RSS.
  *
- *   node bench/ab.js /work/main /tmp/b            (BENCH_REPS, default 6; BENCH_DURATION_MS, default 2500)
+ *   node bench/ab.js . "$b"            (BENCH_REPS, default 6; BENCH_DURATION_MS, default 2500)
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';

@@ -1,6 +1,7 @@
 /**
  * Aggregates the repetitions of bench/run.js (mean, sample standard deviation, min–max,
- * ratios paired per repetition), checks the goals of issue 7 and renders bench/RESULTS.md.
+ * ratios paired per repetition), checks the goals (GOALS, explained in bench/RESULTS.md) and
+ * renders bench/RESULTS.md.
  */
 
 const MB = 1e6;
@@ -124,7 +125,7 @@ export function goals(summary) {
   const validate = summary.keepAlive['/validate c10'];
   const mutate = summary.keepAlive['/mutate c10'];
   const ratio = (entry) => entry.rps.webhook.mean / entry.rps.ceiling.mean;
-  // The issue measures peak RSS with the 2 KB keep-alive load; the 1 MiB reviews have their
+  // The RSS goal is the peak under the 2 KB keep-alive load; the 1 MiB reviews have their
   // own goal (p99), and their peak is reported next to it.
   const peakRss = summary.rss.keepAlive.webhook.max;
   const peakRssWithBig = summary.rss.overall.webhook.max;
