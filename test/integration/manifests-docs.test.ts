@@ -1,9 +1,9 @@
 import { existsSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import t from 'tap';
 import { parse } from 'yaml';
 import { SETTINGS } from '../../src/config/settings.js';
-import { readDocumentation } from '../helpers/docs.js';
+import { documentationFiles, readDocumentation } from '../helpers/docs.js';
 import { MANIFESTS, REPO_ROOT } from '../helpers/manifests.js';
 
 // The README and the pages under docs/ must agree with the code and the manifests.
@@ -25,6 +25,8 @@ const policies = [...docs.matchAll(/```json\n([\s\S]*?)```/g)]
 t.test('README starts with the install and test commands', async (t) => {
   t.match(readme, /^# kms-secret-guard\n\n```sh\nnpm install\nnpm test\n```/, 'first lines kept');
   t.match(docs, /\n## Node\.js versions\n/, 'the Node.js versions section is kept');
+  const lines = readme.trimEnd().split('\n').length;
+  t.ok(lines <= 200, `the README stays a front door of at most 200 lines (${lines})`);
 });
 
 t.test('the configuration reference lists every setting with its env and default', async (t) => {
@@ -104,4 +106,33 @@ t.test('the docs explain the failurePolicy and name every alert', async (t) => {
   const alerts = rules.spec.groups.flatMap((group) => group.rules.map((rule) => rule.alert));
   t.ok(alerts.length >= 5, 'at least five alerts');
   for (const alert of alerts) t.match(docs, alert, `the docs mention ${alert}`);
+});
+
+t.test('every relative link in the docs reaches a file and heading that exist', async (t) => {
+  // GitHub's heading anchors: lower case, punctuation dropped, spaces as hyphens.
+  const anchors = (markdown: string): Set<string> =>
+    new Set(
+      [...markdown.matchAll(/^#{1,6} (.+)$/gm)].map((match) =>
+        (match[1] ?? '')
+          .toLowerCase()
+          .replace(/[^\p{L}\p{N} _-]/gu, '')
+          .replace(/ /g, '-'),
+      ),
+    );
+  let links = 0;
+  for (const page of documentationFiles()) {
+    const text = readFileSync(join(REPO_ROOT, page), 'utf8').replace(/```[\s\S]*?```/g, '');
+    for (const match of text.matchAll(/\]\(([^)\s]+)\)/g)) {
+      const [path = '', anchor] = (match[1] ?? '').split('#');
+      if (/^[a-z]+:/.test(path)) continue;
+      links += 1;
+      const target = path === '' ? page : join(dirname(page), path);
+      t.ok(existsSync(join(REPO_ROOT, target)), `${page}: ${match[1]} exists`);
+      if (anchor !== undefined && target.endsWith('.md') && existsSync(join(REPO_ROOT, target))) {
+        const headings = anchors(readFileSync(join(REPO_ROOT, target), 'utf8'));
+        t.ok(headings.has(anchor), `${page}: ${match[1]} names a heading of ${target}`);
+      }
+    }
+  }
+  t.ok(links >= 20, 'the pages link to each other');
 });
