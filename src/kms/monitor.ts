@@ -5,7 +5,7 @@
  */
 import type { Logger } from 'pino';
 import type { KmsSettings, MonitorSettings } from '../config/settings.js';
-import { createKmsClient, type KmsApi } from './client.js';
+import { createKmsClient, type KmsClient } from './client.js';
 import { KmsError, LOCAL_ERROR_CODES, toKmsError } from './errors.js';
 import {
   classifyKey,
@@ -47,7 +47,7 @@ export interface KeyMonitorOptions {
   readonly monitor: MonitorSettings;
   readonly logger: Logger;
   /** Default: createKmsClient(kms) with the default credential chain. */
-  readonly api?: KmsApi;
+  readonly api?: KmsClient;
   /** Metrics hook, called once per KMS call. */
   readonly onKmsCall?: KmsCallObserver;
   readonly clock?: MonitorClock;
