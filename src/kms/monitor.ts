@@ -13,8 +13,8 @@ import {
   initialObservations,
   outcomeFromError,
   recordOutcome,
-  requestKeyId,
 } from './classify.js';
+import { requestKeyId } from './key-id.js';
 import type { KeyLookupOutcome, KeyObservations, KeySnapshot, KeySnapshotSource } from './types.js';
 
 /** Metrics hook: one call per KMS request; `result` is 'ok' or the error code. */

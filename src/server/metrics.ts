@@ -1,5 +1,5 @@
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
-import { reportState } from '../kms/report.js';
+import { keyStateName } from '../kms/key-state.js';
 import type { KeySnapshot, KeySnapshotSource } from '../kms/types.js';
 
 /** What the monitor reports per KMS call (matches the monitor's KmsCallObserver). */
@@ -75,7 +75,7 @@ export function createMetrics(): ServerMetrics {
       this.reset();
       const snapshot = current();
       if (snapshot === undefined) return;
-      const state = reportState(snapshot);
+      const state = keyStateName(snapshot);
       for (const known of new Set([...KNOWN_STATES, state])) {
         this.set({ state: known }, known === state ? 1 : 0);
       }
