@@ -12,7 +12,7 @@ import { resolveKubeconfig } from './kubeconfig.js';
 import type { TargetKey } from './plan.js';
 import { createTokenBucket } from './rate-limit.js';
 import { DEFAULT_BACKOFF, backoffDelayMs } from './retry.js';
-import { progressLine, summaryJson, summaryText, sweepExitCode } from './report.js';
+import { progressLine, summaryJson, summaryText, sweepExitCode } from './summary.js';
 import { runSweep, type SweepClock, type SweepObserver, type SweepProgress } from './sweep.js';
 import { KeyNotUsableError, targetFromKeyMetadata } from './target.js';
 
