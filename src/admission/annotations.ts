@@ -1,5 +1,5 @@
 import jsonPatch from 'fast-json-patch';
-import { formatRfc3339 } from '../kms/classify.js';
+import { formatRfc3339 } from '../kms/dates.js';
 import type { KeyFacts } from '../kms/types.js';
 import type { PatchOperation } from './response.js';
 import type { ObjectWithMetadata } from './review.js';

@@ -1,8 +1,14 @@
 import type { GuardMode, OnUnknown } from '../config/settings.js';
-// The key monitor's pure warning rules (deletion scheduled, material expiring, stale).
-import { fitWarning, formatRfc3339, keyWarnings } from '../kms/classify.js';
-import { reportState } from '../kms/report.js';
+import { displayKeyId } from '../kms/key-id.js';
+import { keyStateName } from '../kms/key-state.js';
 import type { KeySnapshot, UnusableReason } from '../kms/types.js';
+import {
+  denialMessage,
+  isUnusableReason,
+  UNKNOWN_WORDING,
+  unknownDenialMessage,
+  WARNINGS,
+} from '../kms/vocabulary.js';
 import { annotationPatch, stampAnnotations } from './annotations.js';
 import {
   allowed,
@@ -13,13 +19,10 @@ import {
   type Decision,
 } from './response.js';
 import { isSecretRequest, type AdmissionRequest } from './review.js';
-import { displayKeyId } from './warnings.js';
 
 export interface AdmissionPolicy {
   readonly mode: GuardMode;
   readonly onUnknown: OnUnknown;
-  /** For the "facts are older than two refresh intervals" warning. */
-  readonly refreshIntervalMs: number;
 }
 
 /** Audit decision values (in the API server's audit log as `<webhook>/decision`). */
@@ -38,7 +41,7 @@ function keyAudit(
 ): Record<string, string | undefined> {
   return {
     'key-id': displayKeyId(snapshot),
-    'key-state': reportState(snapshot),
+    'key-state': keyStateName(snapshot),
     'key-status': snapshot.status,
     'key-version': snapshot.key?.primaryKeyVersion,
     'key-reason': snapshot.reason,
@@ -46,62 +49,36 @@ function keyAudit(
   };
 }
 
-const BLOCKED = 'Secret writes are blocked';
-const CONSEQUENCE = 'so the API server cannot encrypt this Secret';
-
 /** The denial message: key id, state, consequence and remedy, for the person running kubectl. */
 export function unusableMessage(snapshot: KeySnapshot, reason: UnusableReason): string {
-  const keyId = displayKeyId(snapshot);
-  const deleteDate = snapshot.key?.deleteDate;
-  const expired = snapshot.key?.materialExpireTime;
-  switch (reason) {
-    case 'Disabled':
-      return `${BLOCKED}: KMS key ${keyId} is Disabled, ${CONSEQUENCE}. Enable the key in KMS (EnableKey) and retry.`;
-    case 'PendingDeletion':
-      return `${BLOCKED}: KMS key ${keyId} is PendingDeletion${deleteDate ? ` and will be deleted on ${formatRfc3339(deleteDate)}` : ''}; Secrets encrypted with it are lost for good once it is deleted. Cancel the deletion in KMS (CancelKeyDeletion), enable the key if needed, and retry.`;
-    case 'PendingImport':
-      return `${BLOCKED}: KMS key ${keyId} is PendingImport (it has no key material yet), ${CONSEQUENCE}. Import the key material in KMS (GetParametersForImport, ImportKeyMaterial) and retry.`;
-    case 'NotFound':
-      return `${BLOCKED}: KMS key ${keyId} was not found, ${CONSEQUENCE}. Check the key id and region the cluster and the guard use (--kms-key-id, --kms-region) and retry.`;
-    case 'NoPermission':
-      return `${BLOCKED}: permission to use KMS key ${keyId} was denied (Forbidden.NoPermission), ${CONSEQUENCE}. Grant the cluster's RAM role kms:Encrypt, kms:Decrypt and kms:DescribeKey on the key and retry.`;
-    case 'MaterialExpired':
-      return `${BLOCKED}: the imported key material of KMS key ${keyId} expired${expired ? ` on ${formatRfc3339(expired)}` : ''}, ${CONSEQUENCE}. Re-import the key material in KMS (ImportKeyMaterial) and retry.`;
-  }
+  return denialMessage(reason, displayKeyId(snapshot), snapshot.key ?? {});
 }
-
-/** For one-line warnings: what is wrong with the key, after "KMS key <id>". */
-const SHORT_PROBLEM: Record<UnusableReason, string> = {
-  Disabled: 'is Disabled',
-  PendingDeletion: 'is PendingDeletion',
-  PendingImport: 'is PendingImport',
-  NotFound: 'was not found',
-  NoPermission: 'is forbidden',
-  MaterialExpired: 'has expired key material',
-};
-
-const SHORT_REMEDY: Record<UnusableReason, string> = {
-  Disabled: 'run EnableKey',
-  PendingDeletion: 'run CancelKeyDeletion',
-  PendingImport: 'import key material',
-  NotFound: 'check the key id and region',
-  NoPermission: 'grant kms:Encrypt/Decrypt/DescribeKey',
-  MaterialExpired: 're-import key material',
-};
 
 function unusableReason(snapshot: KeySnapshot): UnusableReason {
   // classifyKey always names the reason of an unusable key; Disabled is the safe wording.
   const reason = snapshot.reason;
-  return reason === 'NeverFetched' || reason === 'Stale' || reason === undefined
-    ? 'Disabled'
-    : reason;
+  return reason !== undefined && isUnusableReason(reason) ? reason : 'Disabled';
 }
 
 function unknownDetail(snapshot: KeySnapshot): string {
-  if (snapshot.lastSuccessAt === undefined || snapshot.ageSeconds === undefined) {
-    return 'KMS has not answered yet';
+  const reason = snapshot.reason === 'Stale' ? 'Stale' : 'NeverFetched';
+  return UNKNOWN_WORDING[reason].detail(snapshot.ageSeconds);
+}
+
+function decideUnknown(snapshot: KeySnapshot, policy: AdmissionPolicy): Decision {
+  const keyId = displayKeyId(snapshot);
+  const detail = unknownDetail(snapshot);
+  if (policy.onUnknown === 'deny' && policy.mode === 'enforce') {
+    return withAuditAnnotations(
+      denied(unknownDenialMessage(keyId, detail)),
+      keyAudit(snapshot, 'denied'),
+    );
   }
-  return `no KMS answer for ${Math.round(snapshot.ageSeconds)}s`;
+  const wouldDeny = policy.onUnknown === 'deny';
+  return withAuditAnnotations(
+    withWarnings(allowed(), [WARNINGS.stateUnknown(keyId, detail, wouldDeny)]),
+    keyAudit(snapshot, wouldDeny ? 'warned' : 'allowed'),
+  );
 }
 
 /** The validating webhook: may deny; never patches. */
@@ -111,38 +88,16 @@ export function decideValidation(
   policy: AdmissionPolicy,
 ): Decision {
   if (!isGuardedWrite(request)) return allowed();
-  const keyId = displayKeyId(snapshot);
   if (snapshot.status === 'usable') {
-    const warnings = keyWarnings(snapshot, policy.refreshIntervalMs, snapshot.checkedAt.getTime());
-    return withAuditAnnotations(withWarnings(allowed(), warnings), keyAudit(snapshot, 'allowed'));
-  }
-  if (snapshot.status === 'unknown') {
-    const detail = unknownDetail(snapshot);
-    if (policy.onUnknown === 'deny' && policy.mode === 'enforce') {
-      return withAuditAnnotations(
-        denied(
-          `${BLOCKED}: the state of KMS key ${keyId} is unknown (${detail}) and the guard runs with --on-unknown deny. Check the guard's KMS endpoint, credentials and network (GET /healthz/kms) and retry.`,
-        ),
-        keyAudit(snapshot, 'denied'),
-      );
-    }
-    const warning = fitWarning(keyId, (id) =>
-      policy.onUnknown === 'deny'
-        ? `[warn mode] would deny: KMS key ${id} state unknown (${detail}).`
-        : `KMS key ${id} state unknown (${detail}); Secret write allowed unchecked.`,
-    );
     return withAuditAnnotations(
-      withWarnings(allowed(), [warning]),
-      keyAudit(snapshot, policy.onUnknown === 'deny' ? 'warned' : 'allowed'),
+      withWarnings(allowed(), snapshot.warnings),
+      keyAudit(snapshot, 'allowed'),
     );
   }
+  if (snapshot.status === 'unknown') return decideUnknown(snapshot, policy);
   const reason = unusableReason(snapshot);
   if (policy.mode === 'warn') {
-    const warning = fitWarning(
-      keyId,
-      (id) =>
-        `[warn mode] would deny: KMS key ${id} ${SHORT_PROBLEM[reason]}; ${SHORT_REMEDY[reason]}.`,
-    );
+    const warning = WARNINGS.wouldDeny(displayKeyId(snapshot), reason);
     return withAuditAnnotations(withWarnings(allowed(), [warning]), keyAudit(snapshot, 'warned'));
   }
   return withAuditAnnotations(

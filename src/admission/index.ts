@@ -1,5 +1,4 @@
 export * from './review.js';
 export * from './response.js';
 export * from './annotations.js';
-export * from './warnings.js';
 export * from './decide.js';

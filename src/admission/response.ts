@@ -1,4 +1,4 @@
-import { MAX_WARNING_LENGTH } from '../kms/classify.js';
+import { MAX_WARNING_LENGTH } from '../kms/vocabulary.js';
 import {
   ADMISSION_API_VERSION,
   ADMISSION_KIND,

@@ -10,7 +10,6 @@ import { kmsEmulatorCommand } from './commands/kms-emulator.js';
 import { devCommand } from './commands/dev.js';
 
 export const EXIT_OK = 0;
-export const EXIT_FAILED = 1;
 export const EXIT_USAGE = 2;
 
 /** Builds the CLI; tests call runCli with their own context instead of spawning a process. */

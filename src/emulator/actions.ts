@@ -37,7 +37,7 @@ const MAX_PLAINTEXT_BYTES = 6144;
 const DAY_SECONDS = 86_400;
 
 /** The KMS API over a KeyStore: parameter checks, state rules for crypto, response shapes. */
-export class KmsApi {
+export class EmulatedKms {
   readonly #store: KeyStore;
   readonly #regionId: string;
 

@@ -2,7 +2,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
-import { isKmsAction, type KmsApi, type Params } from './actions.js';
+import { isKmsAction, type EmulatedKms, type Params } from './actions.js';
 import type { RequestAuthenticator } from './auth.js';
 import { KmsApiError, kmsError } from './errors.js';
 import { parseFaultSettings, type FaultState } from './faults.js';
@@ -12,7 +12,7 @@ export const API_VERSION = '2016-01-20';
 const MAX_BODY_BYTES = 1024 * 1024;
 
 export interface HandlerDeps {
-  api: KmsApi;
+  api: EmulatedKms;
   store: KeyStore;
   auth: RequestAuthenticator;
   faults: FaultState;

@@ -15,7 +15,7 @@ import { createServer as createHttpServer, type Server } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
-import { KmsApi } from './actions.js';
+import { EmulatedKms } from './actions.js';
 import { RequestAuthenticator, type AccessKey } from './auth.js';
 import { FaultState, type EmulatorFaults } from './faults.js';
 import { createRequestHandler } from './http.js';
@@ -91,7 +91,7 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Runn
   );
   persist();
 
-  const api = new KmsApi(store, regionId);
+  const api = new EmulatedKms(store, regionId);
   const faults = new FaultState(options.random);
   const counts = new Map<string, number>();
   const closed = new AbortController();

@@ -1,9 +1,11 @@
 /**
- * Pure key classification: what the monitor observed + the time → a KeySnapshot, and the
- * short warnings for a usable key. No I/O, no clocks: `now` is always passed in.
+ * Pure key classification: what the monitor observed + the time → a KeySnapshot, with the
+ * short warnings for a usable key computed once. No I/O, no clocks: `now` is always passed in.
  */
 import type { KmsKeyMetadata } from './client.js';
+import { parseKmsDate } from './dates.js';
 import { keyVerdictOf, type KmsError } from './errors.js';
+import { displayKeyId } from './key-id.js';
 import type {
   KeyFacts,
   KeyLookupOutcome,
@@ -12,43 +14,22 @@ import type {
   LookupFailure,
   UnusableReason,
 } from './types.js';
+import { KEY_STATE_REASONS, WARNINGS } from './vocabulary.js';
 
 export interface ClassifySettings {
   readonly maxStalenessMs: number;
+  /** Facts older than two refresh intervals are worth a warning (lookups are failing). */
+  readonly refreshIntervalMs: number;
 }
+
+/** One answer just received (`check`, `reencrypt`): it can be neither stale nor overdue. */
+export const SINGLE_LOOKUP: ClassifySettings = {
+  maxStalenessMs: Number.POSITIVE_INFINITY,
+  refreshIntervalMs: Number.POSITIVE_INFINITY,
+};
 
 /** Imported key material that expires within this window is worth a warning. */
 export const MATERIAL_EXPIRY_WARNING_MS = 7 * 24 * 3_600_000;
-/** Warnings are shorter than this many characters (kubectl prints each on one line). */
-export const MAX_WARNING_LENGTH = 119;
-
-const KEY_STATE_REASONS: Readonly<Record<string, UnusableReason>> = {
-  Disabled: 'Disabled',
-  PendingDeletion: 'PendingDeletion',
-  PendingImport: 'PendingImport',
-};
-
-/** KMS dates are ISO 8601 (`2026-11-28T09:00:00Z`); anything unparsable counts as absent. */
-export function parseKmsDate(text: string | undefined): Date | undefined {
-  if (text === undefined || text.trim() === '') return undefined;
-  const parsed = new Date(text.trim());
-  return Number.isNaN(parsed.getTime()) ? undefined : parsed;
-}
-
-/** RFC 3339 UTC without milliseconds, as the rotation-time annotation uses. */
-export function formatRfc3339(date: Date): string {
-  return date.toISOString().replace(/\.\d{3}Z$/, 'Z');
-}
-
-/**
- * DescribeKey accepts a key id or `alias/…`; an ARN (`acs:kms:<region>:<uid>:key/<id>` or
- * `…:alias/<name>`) is reduced to that so every KMS flavour (and the emulator) takes it.
- */
-export function requestKeyId(configured: string): string {
-  const arn = /^acs:kms:[^:]*:[^:]*:(key\/(.+)|alias\/.+)$/.exec(configured.trim());
-  if (!arn) return configured.trim();
-  return arn[2] ?? arn[1] ?? configured.trim();
-}
 
 export function factsFromMetadata(meta: KmsKeyMetadata): KeyFacts {
   const creationDate = parseKmsDate(meta.creationDate);
@@ -134,14 +115,16 @@ function reasonFromFacts(facts: KeyFacts, now: number): UnusableReason | undefin
     return expiry !== undefined && expiry.getTime() <= now ? 'MaterialExpired' : undefined;
   }
   // KMS has no other states today; an unknown one is treated as not usable, like Disabled.
-  return KEY_STATE_REASONS[facts.keyState] ?? 'Disabled';
+  return KEY_STATE_REASONS.find((reason) => reason === facts.keyState) ?? 'Disabled';
 }
 
-export function classifyKey(
+type Unwarned = Omit<KeySnapshot, 'warnings'>;
+
+function classifyStatus(
   observations: KeyObservations,
   now: number,
   settings: ClassifySettings,
-): KeySnapshot {
+): Unwarned {
   const { lastSuccessAt } = observations;
   const ageMs =
     lastSuccessAt === undefined ? undefined : Math.max(0, now - lastSuccessAt.getTime());
@@ -168,60 +151,44 @@ export function classifyKey(
     : { ...base, status: 'unusable', reason };
 }
 
-function shorten(keyId: string, room: number): string {
-  if (keyId.length <= room) return keyId;
-  const keep = Math.max(4, room - 1);
-  return `${keyId.slice(0, Math.ceil(keep / 2))}…${keyId.slice(keyId.length - Math.floor(keep / 2))}`;
+export function classifyKey(
+  observations: KeyObservations,
+  now: number,
+  settings: ClassifySettings,
+): KeySnapshot {
+  const snapshot = classifyStatus(observations, now, settings);
+  return { ...snapshot, warnings: keyWarnings(snapshot, settings.refreshIntervalMs, now) };
 }
 
-/** Fits a warning under the limit by shortening the key id, never the advice. */
-export function fitWarning(keyId: string, build: (id: string) => string): string {
-  const full = build(keyId);
-  if (full.length <= MAX_WARNING_LENGTH) return full;
-  const room = keyId.length - (full.length - MAX_WARNING_LENGTH);
-  return build(shorten(keyId, room)).slice(0, MAX_WARNING_LENGTH);
-}
-
-function ago(ms: number): string {
-  const seconds = Math.round(ms / 1000);
-  return seconds < 120 ? `${seconds}s` : `${Math.round(seconds / 60)}m`;
+/** The snapshot of one lookup just made (`check`, `reencrypt`). */
+export function classifySingleLookup(
+  configuredKeyId: string,
+  outcome: KeyLookupOutcome,
+  now: number,
+): KeySnapshot {
+  return classifyKey(
+    recordOutcome(initialObservations(configuredKeyId), outcome),
+    now,
+    SINGLE_LOOKUP,
+  );
 }
 
 /** Short (< 120 characters) warnings for a usable key; empty for any other status. */
-export function keyWarnings(
-  snapshot: KeySnapshot,
-  refreshIntervalMs: number,
-  now: number,
-): string[] {
+export function keyWarnings(snapshot: Unwarned, refreshIntervalMs: number, now: number): string[] {
   if (snapshot.status !== 'usable') return [];
   const facts = snapshot.key;
-  const keyId = facts?.keyId ?? snapshot.configuredKeyId;
+  const keyId = displayKeyId(snapshot);
   const warnings: string[] = [];
   if (facts?.deleteDate !== undefined) {
-    const when = formatRfc3339(facts.deleteDate);
-    warnings.push(
-      fitWarning(keyId, (id) => `KMS key ${id} is scheduled for deletion at ${when}: cancel it`),
-    );
+    warnings.push(WARNINGS.deletionScheduled(keyId, facts.deleteDate));
   }
   const expiry = facts?.materialExpireTime;
   if (expiry !== undefined && expiry.getTime() - now <= MATERIAL_EXPIRY_WARNING_MS) {
-    const when = formatRfc3339(expiry);
-    warnings.push(
-      fitWarning(
-        keyId,
-        (id) => `KMS key ${id}: imported key material expires at ${when}; reimport it`,
-      ),
-    );
+    warnings.push(WARNINGS.materialExpiring(keyId, expiry));
   }
   const lastSuccess = snapshot.lastSuccessAt;
   if (lastSuccess !== undefined && now - lastSuccess.getTime() > 2 * refreshIntervalMs) {
-    const age = ago(now - lastSuccess.getTime());
-    warnings.push(
-      fitWarning(
-        keyId,
-        (id) => `KMS key ${id}: state last confirmed ${age} ago; KMS lookups are failing`,
-      ),
-    );
+    warnings.push(WARNINGS.lookupsFailing(keyId, now - lastSuccess.getTime()));
   }
   return warnings;
 }

@@ -3,6 +3,7 @@ import RpcClient from '@alicloud/rpc-client';
 import Credentials from '@alicloud/credentials';
 import type { KmsSettings } from '../config/settings.js';
 import { KmsError, toKmsError } from './errors.js';
+import { asRecord } from './fields.js';
 
 export { KmsError, toKmsError, LOCAL_ERROR_CODES } from './errors.js';
 
@@ -33,18 +34,10 @@ export interface KmsKeyMetadata {
   readonly materialExpireTime: string | undefined;
 }
 
-export interface KmsKeyVersion {
-  readonly keyId: string;
-  readonly keyVersionId: string;
-  readonly creationDate: string | undefined;
-}
-
-export interface KmsApi {
+/** The KMS calls the guard makes (the monitor, `check`, `reencrypt`, `dev`). */
+export interface KmsClient {
   /** DescribeKey; `keyId` may be a key id, `alias/…` or an ARN. */
   describeKey(keyId: string): Promise<KmsKeyMetadata>;
-  /** ListKeyVersions, every page. */
-  listKeyVersions(keyId: string): Promise<KmsKeyVersion[]>;
-  describeKeyVersion(keyId: string, keyVersionId: string): Promise<KmsKeyVersion>;
 }
 
 /** An explicit access key (tests, or credentials read from an injected environment). */
@@ -70,8 +63,6 @@ export interface KmsClientOptions {
 
 export const DEFAULT_CONNECT_TIMEOUT_MS = 1000;
 export const DEFAULT_READ_TIMEOUT_MS = 2000;
-const VERSION_PAGE_SIZE = 100;
-const MAX_VERSION_PAGES = 50;
 
 function isStatic(credential: CredentialLike): credential is StaticCredential {
   return 'accessKeySecret' in credential && typeof credential.accessKeySecret === 'string';
@@ -143,10 +134,6 @@ export function staticCredentialFromEnv(
     : { accessKeyId, accessKeySecret };
 }
 
-function record(value: unknown): Record<string, unknown> {
-  return typeof value === 'object' && value !== null ? (value as Record<string, unknown>) : {};
-}
-
 function optionalText(value: unknown): string | undefined {
   if (typeof value === 'string') return value === '' ? undefined : value;
   if (typeof value === 'number' || typeof value === 'boolean') return String(value);
@@ -154,8 +141,8 @@ function optionalText(value: unknown): string | undefined {
 }
 
 function toMetadata(response: unknown): KmsKeyMetadata {
-  const body = record(response);
-  const meta = record(body.keyMetadata ?? body.KeyMetadata);
+  const body = asRecord(response);
+  const meta = asRecord(body.keyMetadata ?? body.KeyMetadata);
   const field = (camel: string): string | undefined =>
     optionalText(meta[camel] ?? meta[camel.charAt(0).toUpperCase() + camel.slice(1)]);
   const keyId = field('keyId');
@@ -188,19 +175,7 @@ function toMetadata(response: unknown): KmsKeyMetadata {
   };
 }
 
-function toKeyVersion(value: unknown): KmsKeyVersion | undefined {
-  const version = record(value);
-  const keyId = optionalText(version.keyId ?? version.KeyId);
-  const keyVersionId = optionalText(version.keyVersionId ?? version.KeyVersionId);
-  if (keyId === undefined || keyVersionId === undefined) return undefined;
-  return {
-    keyId,
-    keyVersionId,
-    creationDate: optionalText(version.creationDate ?? version.CreationDate),
-  };
-}
-
-export function createKmsClient(kms: KmsSettings, options: KmsClientOptions = {}): KmsApi {
+export function createKmsClient(kms: KmsSettings, options: KmsClientOptions = {}): KmsClient {
   const connectTimeout = options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
   const readTimeout = options.readTimeoutMs ?? DEFAULT_READ_TIMEOUT_MS;
   const config = new RpcClient.Config({
@@ -212,7 +187,6 @@ export function createKmsClient(kms: KmsSettings, options: KmsClientOptions = {}
     ...(kms.regionId !== undefined ? { regionId: kms.regionId } : {}),
   });
   const sdk = new KmsSdk.default(config);
-  // One attempt per call: the SDK's own retry loop would multiply load during throttling.
   type RuntimeOptions = Parameters<typeof sdk.describeKeyEx>[1];
   // One attempt per call: the SDK's own retry loop would multiply load during throttling.
   const runtime = (): RuntimeOptions =>
@@ -233,44 +207,5 @@ export function createKmsClient(kms: KmsSettings, options: KmsClientOptions = {}
       call(async () =>
         toMetadata(await sdk.describeKeyEx(new KmsSdk.DescribeKeyRequest({ keyId }), runtime())),
       ),
-    listKeyVersions: (keyId) =>
-      call(async () => {
-        const versions: KmsKeyVersion[] = [];
-        for (let pageNumber = 1; pageNumber <= MAX_VERSION_PAGES; pageNumber += 1) {
-          const response = record(
-            await sdk.listKeyVersionsEx(
-              new KmsSdk.ListKeyVersionsRequest({ keyId, pageNumber, pageSize: VERSION_PAGE_SIZE }),
-              runtime(),
-            ),
-          );
-          const page = record(response.keyVersions ?? response.KeyVersions);
-          const items = page.keyVersion ?? page.KeyVersion;
-          for (const item of Array.isArray(items) ? (items as unknown[]) : []) {
-            const version = toKeyVersion(item);
-            if (version) versions.push(version);
-          }
-          const total = Number(response.totalCount ?? response.TotalCount ?? 0);
-          if (!Array.isArray(items) || items.length === 0 || versions.length >= total) break;
-        }
-        return versions;
-      }),
-    describeKeyVersion: (keyId, keyVersionId) =>
-      call(async () => {
-        const response = record(
-          await sdk.describeKeyVersionEx(
-            new KmsSdk.DescribeKeyVersionRequest({ keyId, keyVersionId }),
-            runtime(),
-          ),
-        );
-        const version = toKeyVersion(response.keyVersion ?? response.KeyVersion);
-        if (!version) {
-          throw new KmsError({
-            code: 'InvalidResponse',
-            message: 'DescribeKeyVersion answered without KeyVersion',
-            transient: true,
-          });
-        }
-        return version;
-      }),
   };
 }

@@ -3,6 +3,7 @@
  * `<Code>Error` and hides the HTTP status in the message), network errors, timeouts and
  * credential-chain failures. The monitor and the CLI decide on `code` and `transient` only.
  */
+import { asRecord } from './fields.js';
 
 /** Codes the guard itself assigns to failures that are not KMS API answers. */
 export const LOCAL_ERROR_CODES = {
@@ -77,10 +78,6 @@ const NETWORK_ERRNOS = new Set([
   'EADDRNOTAVAIL',
 ]);
 
-function record(value: unknown): Record<string, unknown> {
-  return typeof value === 'object' && value !== null ? (value as Record<string, unknown>) : {};
-}
-
 function text(value: unknown): string | undefined {
   return typeof value === 'string' && value !== '' ? value : undefined;
 }
@@ -105,62 +102,81 @@ export function scrubMessage(message: string): string {
     .trim();
 }
 
+/**
+ * An API answer: the SDK throws ResponseError { code: '<Code>Error', message: 'code: 404, …
+ * requestid: …', data: body }. Undefined when the error is not one.
+ */
+function apiError(fields: Record<string, unknown>, rawMessage: string): KmsError | undefined {
+  const sdkCode = text(fields.code);
+  const data = asRecord(fields.data);
+  const bodyCode = text(data.Code) ?? text(data.code);
+  const status = /code: (\d{3})/.exec(rawMessage)?.[1];
+  const sdkAnswer = sdkCode?.endsWith('Error') === true && status !== undefined;
+  if (bodyCode === undefined && !sdkAnswer) return undefined;
+  return new KmsError({
+    code: bodyCode ?? (sdkCode ?? '').replace(/Error$/, ''),
+    message: scrubMessage(text(data.Message) ?? text(data.message) ?? rawMessage),
+    httpStatus: httpStatusOf(data, status),
+    requestId: text(data.RequestId) ?? text(data.requestId),
+  });
+}
+
+/** The body's HttpStatus, else the one the SDK wrote into its message. */
+function httpStatusOf(data: Record<string, unknown>, fromMessage: string | undefined) {
+  if (typeof data.HttpStatus === 'number') return data.HttpStatus;
+  return fromMessage === undefined ? undefined : Number(fromMessage);
+}
+
+const MISSING_CREDENTIALS =
+  /unable to get credentials|credentials? (is|are) (not|empty)|Missing required type option/i;
+const TLS_ERRNO = /CERT|SSL|TLS|SELF_SIGNED|UNABLE_TO_VERIFY|ERR_TLS/i;
+
+function isTimeout(name: string, errno: string | undefined): boolean {
+  return name === 'RequestTimeoutError' || /timeout/i.test(name) || errno === 'ETIMEDOUT';
+}
+
+function isNetworkFailure(errno: string | undefined, rawMessage: string): boolean {
+  return (errno !== undefined && NETWORK_ERRNOS.has(errno)) || /socket hang up/i.test(rawMessage);
+}
+
+/** The local code of a failure that never reached KMS's API (see LOCAL_ERROR_CODES). */
+function localCode(error: unknown, fields: Record<string, unknown>, rawMessage: string): string {
+  const errno = text(fields.code);
+  if (MISSING_CREDENTIALS.test(rawMessage)) return LOCAL_ERROR_CODES.credentialsMissing;
+  if (isTimeout(text(fields.name) ?? '', errno)) return LOCAL_ERROR_CODES.timeout;
+  if (isNetworkFailure(errno, rawMessage)) return LOCAL_ERROR_CODES.network;
+  if (errno !== undefined && TLS_ERRNO.test(errno)) return LOCAL_ERROR_CODES.tls;
+  if (error instanceof SyntaxError || /JSON|can not cast/i.test(rawMessage)) {
+    return LOCAL_ERROR_CODES.invalidResponse;
+  }
+  return LOCAL_ERROR_CODES.unexpected;
+}
+
+/** Whether a local failure is worth retrying soon (the rest are configuration or bugs). */
+const LOCAL_TRANSIENT: Readonly<Record<string, boolean>> = {
+  [LOCAL_ERROR_CODES.credentialsMissing]: false,
+  [LOCAL_ERROR_CODES.timeout]: true,
+  [LOCAL_ERROR_CODES.network]: true,
+  [LOCAL_ERROR_CODES.tls]: false,
+  [LOCAL_ERROR_CODES.invalidResponse]: true,
+  [LOCAL_ERROR_CODES.unexpected]: false,
+};
+
 /** Turns anything thrown by the SDK, the credential chain or the network into a KmsError. */
 export function toKmsError(error: unknown): KmsError {
   if (error instanceof KmsError) return error;
-  const fields = record(error);
-  const name = text(fields.name) ?? '';
+  const fields = asRecord(error);
   const rawMessage = error instanceof Error ? error.message : String(error);
+  const answered = apiError(fields, rawMessage);
+  if (answered) return answered;
+  const code = localCode(error, fields, rawMessage);
   const message = scrubMessage(rawMessage);
-  const sdkCode = text(fields.code);
-  const data = record(fields.data);
-
-  // An API answer: ResponseError { code: '<Code>Error', message: 'code: 404, … requestid: …', data: body }.
-  const bodyCode = text(data.Code) ?? text(data.code);
-  if (
-    bodyCode !== undefined ||
-    (sdkCode?.endsWith('Error') === true && /code: \d{3}/.test(rawMessage))
-  ) {
-    const code = bodyCode ?? (sdkCode ?? '').replace(/Error$/, '');
-    const statusMatch = /code: (\d{3})/.exec(rawMessage);
-    const httpStatus =
-      typeof data.HttpStatus === 'number'
-        ? data.HttpStatus
-        : statusMatch?.[1] !== undefined
-          ? Number(statusMatch[1])
-          : undefined;
-    const requestId = text(data.RequestId) ?? text(data.requestId);
-    const apiMessage = text(data.Message) ?? text(data.message) ?? message;
-    return new KmsError({ code, message: scrubMessage(apiMessage), httpStatus, requestId });
-  }
-
-  if (
-    /unable to get credentials|credentials? (is|are) (not|empty)|Missing required type option/i.test(
-      rawMessage,
-    )
-  ) {
-    return new KmsError({
-      code: LOCAL_ERROR_CODES.credentialsMissing,
-      message: `${CREDENTIALS_HELP} (${message})`,
-      transient: false,
-    });
-  }
-  if (name === 'RequestTimeoutError' || /timeout/i.test(name) || sdkCode === 'ETIMEDOUT') {
-    return new KmsError({ code: LOCAL_ERROR_CODES.timeout, message, transient: true });
-  }
-  if (sdkCode !== undefined && NETWORK_ERRNOS.has(sdkCode)) {
-    return new KmsError({ code: LOCAL_ERROR_CODES.network, message, transient: true });
-  }
-  if (/socket hang up/i.test(rawMessage)) {
-    return new KmsError({ code: LOCAL_ERROR_CODES.network, message, transient: true });
-  }
-  if (sdkCode !== undefined && /CERT|SSL|TLS|SELF_SIGNED|UNABLE_TO_VERIFY|ERR_TLS/i.test(sdkCode)) {
-    return new KmsError({ code: LOCAL_ERROR_CODES.tls, message, transient: false });
-  }
-  if (error instanceof SyntaxError || /JSON|can not cast/i.test(rawMessage)) {
-    return new KmsError({ code: LOCAL_ERROR_CODES.invalidResponse, message, transient: true });
-  }
-  return new KmsError({ code: LOCAL_ERROR_CODES.unexpected, message, transient: false });
+  return new KmsError({
+    code,
+    message:
+      code === LOCAL_ERROR_CODES.credentialsMissing ? `${CREDENTIALS_HELP} (${message})` : message,
+    transient: LOCAL_TRANSIENT[code] ?? false,
+  });
 }
 
 /** Definitive answers about the key (as opposed to trouble reaching KMS). */

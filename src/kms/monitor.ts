@@ -5,7 +5,7 @@
  */
 import type { Logger } from 'pino';
 import type { KmsSettings, MonitorSettings } from '../config/settings.js';
-import { createKmsClient, type KmsApi } from './client.js';
+import { createKmsClient, type KmsClient } from './client.js';
 import { KmsError, LOCAL_ERROR_CODES, toKmsError } from './errors.js';
 import {
   classifyKey,
@@ -13,8 +13,8 @@ import {
   initialObservations,
   outcomeFromError,
   recordOutcome,
-  requestKeyId,
 } from './classify.js';
+import { requestKeyId } from './key-id.js';
 import type { KeyLookupOutcome, KeyObservations, KeySnapshot, KeySnapshotSource } from './types.js';
 
 /** Metrics hook: one call per KMS request; `result` is 'ok' or the error code. */
@@ -47,7 +47,7 @@ export interface KeyMonitorOptions {
   readonly monitor: MonitorSettings;
   readonly logger: Logger;
   /** Default: createKmsClient(kms) with the default credential chain. */
-  readonly api?: KmsApi;
+  readonly api?: KmsClient;
   /** Metrics hook, called once per KMS call. */
   readonly onKmsCall?: KmsCallObserver;
   readonly clock?: MonitorClock;

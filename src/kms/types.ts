@@ -2,22 +2,13 @@
  * The key-state model shared by the monitor (which produces snapshots) and the
  * admission, health and CLI layers (which only read them). Pure types, no I/O.
  */
+import type { KeyReason, UnusableReason } from './vocabulary.js';
 
-/** Why a key cannot be used for envelope encryption right now. */
-export type UnusableReason =
-  | 'Disabled'
-  | 'PendingDeletion'
-  | 'PendingImport'
-  | 'NotFound'
-  | 'NoPermission'
-  | 'MaterialExpired';
-
-/** Why the guard does not know the key's state. */
-export type UnknownReason = 'NeverFetched' | 'Stale';
+export type { KeyReason, UnknownReason, UnusableReason } from './vocabulary.js';
 
 export type KeyStatus = 'usable' | 'unusable' | 'unknown';
 
-/** What KMS told us about the key on the last successful DescribeKey (+ version calls). */
+/** What KMS told us about the key on the last successful DescribeKey. */
 export interface KeyFacts {
   /** The resolved KeyId (never an alias or ARN). */
   readonly keyId: string;
@@ -28,6 +19,7 @@ export interface KeyFacts {
   readonly creationDate: Date | undefined;
   /** LastRotationDate, or CreationDate if the key never rotated: the stamp's rotation time. */
   readonly rotationTime: Date | undefined;
+  /** KMS's LastRotationDate verbatim; undefined when KMS did not send one. */
   readonly lastRotationDate: Date | undefined;
   readonly nextRotationDate: Date | undefined;
   readonly automaticRotation: string | undefined;
@@ -51,7 +43,7 @@ export interface LookupFailure {
 }
 
 /** A definitive KMS answer that the key cannot be used (as opposed to trouble reaching KMS). */
-export type KeyVerdict = 'NotFound' | 'NoPermission';
+export type KeyVerdict = Extract<UnusableReason, 'NotFound' | 'NoPermission'>;
 
 /** What one lookup produced; the monitor folds these into KeyObservations. */
 export type KeyLookupOutcome =
@@ -82,7 +74,7 @@ export interface KeySnapshot {
   readonly configuredKeyId: string;
   readonly status: KeyStatus;
   /** Set when status is `unusable` or `unknown`. */
-  readonly reason: UnusableReason | UnknownReason | undefined;
+  readonly reason: KeyReason | undefined;
   /** Facts from the last successful lookup, if any. */
   readonly key: KeyFacts | undefined;
   /** When KMS last answered authoritatively (success or a definitive error such as NotFound). */
@@ -94,6 +86,11 @@ export interface KeySnapshot {
   readonly ageSeconds: number | undefined;
   /** True once the first lookup has finished, successfully or not. */
   readonly firstLookupDone: boolean;
+  /**
+   * Short (< 120 characters) warnings about a usable key: deletion scheduled, imported
+   * material expiring, lookups failing. Computed once by classification; empty otherwise.
+   */
+  readonly warnings: readonly string[];
 }
 
 /** What the admission and health layers need from the monitor. */

@@ -4,14 +4,15 @@ import cliProgress from 'cli-progress';
 import { ConfigError } from '../config/errors.js';
 import type { KmsSettings } from '../config/settings.js';
 import { createKmsClient, staticCredentialFromEnv } from '../kms/client.js';
-import { requestKeyId } from '../kms/classify.js';
+import { requestKeyId } from '../kms/key-id.js';
 import { isCredentialProblem, keyVerdictOf, toKmsError } from '../kms/errors.js';
+import { explainReason } from '../kms/vocabulary.js';
 import { createSecretMetadataClient, type ListScope } from './kube-client.js';
 import { resolveKubeconfig } from './kubeconfig.js';
 import type { TargetKey } from './plan.js';
 import { createTokenBucket } from './rate-limit.js';
 import { DEFAULT_BACKOFF, backoffDelayMs } from './retry.js';
-import { progressLine, summaryJson, summaryText, sweepExitCode } from './report.js';
+import { progressLine, summaryJson, summaryText, sweepExitCode } from './summary.js';
 import { runSweep, type SweepClock, type SweepObserver, type SweepProgress } from './sweep.js';
 import { KeyNotUsableError, targetFromKeyMetadata } from './target.js';
 
@@ -76,11 +77,9 @@ export async function runReencrypt(ctx: ReencryptIo, request: ReencryptRequest):
     }
     const verdict = keyVerdictOf(failure);
     const hint =
-      verdict === 'NotFound'
-        ? 'check --kms-key-id / KMS_KEY_ID and --kms-region.'
-        : verdict === 'NoPermission'
-          ? 'grant this identity kms:DescribeKey on the key.'
-          : 'KMS could not be reached; nothing was changed. Run again when it answers.';
+      verdict === undefined
+        ? 'KMS could not be reached; nothing was changed. Run again when it answers.'
+        : `${explainReason(verdict, kms.keyId)} Nothing was changed.`;
     say(`cannot read KMS key ${kms.keyId}: ${failure.code}: ${failure.message}; ${hint}`);
     return 1;
   }

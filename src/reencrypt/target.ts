@@ -1,12 +1,7 @@
-import {
-  classifyKey,
-  factsFromMetadata,
-  formatRfc3339,
-  initialObservations,
-  recordOutcome,
-} from '../kms/classify.js';
+import { classifySingleLookup, factsFromMetadata } from '../kms/classify.js';
 import type { KmsKeyMetadata } from '../kms/client.js';
-import { explainReason } from '../kms/report.js';
+import { formatRfc3339 } from '../kms/dates.js';
+import { explainReason } from '../kms/vocabulary.js';
 import type { TargetKey } from './plan.js';
 
 /** Why the key cannot be the target of a rewrite (pure; the CLI prints it and exits 1). */
@@ -28,15 +23,10 @@ export function targetFromKeyMetadata(
   configuredKeyId: string = metadata.keyId,
 ): TargetKey {
   const facts = factsFromMetadata(metadata);
-  const snapshot = classifyKey(
-    recordOutcome(initialObservations(configuredKeyId), {
-      kind: 'found',
-      facts,
-      at: new Date(now),
-    }),
+  const snapshot = classifySingleLookup(
+    configuredKeyId,
+    { kind: 'found', facts, at: new Date(now) },
     now,
-    // The answer was just received: it cannot be stale.
-    { maxStalenessMs: Number.POSITIVE_INFINITY },
   );
   if (snapshot.status !== 'usable') {
     const reason = snapshot.reason ?? 'NeverFetched';

@@ -1,6 +1,5 @@
 import Fastify, { LogController } from 'fastify';
-import { keyWarnings } from '../kms/classify.js';
-import { keyReport } from '../kms/report.js';
+import { describeKeyState } from '../kms/key-state.js';
 import type { KeySnapshotSource } from '../kms/types.js';
 import type { Logger } from '../logging/logger.js';
 import type { ServerMetrics } from './metrics.js';
@@ -15,8 +14,6 @@ export interface HealthAppOptions {
   readonly logger: Logger;
   readonly source: KeySnapshotSource;
   readonly metrics: ServerMetrics;
-  /** For the "facts older than two refresh intervals" warning in /healthz/kms. */
-  readonly refreshIntervalMs: number;
   /** Readiness never looks at the key's state: an unready webhook trips failurePolicy. */
   readonly readiness: () => Readiness;
 }
@@ -36,11 +33,9 @@ export function buildHealthApp(options: HealthAppOptions) {
       .send({ status: readiness.ready ? 'ready' : 'not ready', reason: readiness.reason });
   });
   app.get('/healthz/kms', (_request, reply) => {
-    // The same report as `check --json`, from memory: no KMS call.
-    const snapshot = options.source.snapshot();
-    const warnings = keyWarnings(snapshot, options.refreshIntervalMs, snapshot.checkedAt.getTime());
-    const report = keyReport(snapshot, warnings);
-    return reply.code(report.usable ? 200 : 503).send(report);
+    // The same JSON as `check --json`, from memory: no KMS call.
+    const view = describeKeyState(options.source.snapshot());
+    return reply.code(view.usable ? 200 : 503).send(view);
   });
   app.get('/metrics', async (_request, reply) => {
     const body = await options.metrics.registry.metrics();

@@ -1,6 +1,7 @@
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
-import { reportState } from '../kms/report.js';
+import { keyStateName } from '../kms/key-state.js';
 import type { KeySnapshot, KeySnapshotSource } from '../kms/types.js';
+import { KEY_STATE_REASONS } from '../kms/vocabulary.js';
 
 /** What the monitor reports per KMS call (matches the monitor's KmsCallObserver). */
 export interface KmsCall {
@@ -28,7 +29,8 @@ const ADMISSION_BUCKETS = [
   0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5,
 ];
 const KMS_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
-const KNOWN_STATES = ['Enabled', 'Disabled', 'PendingDeletion', 'PendingImport'];
+/** States always exported (0 or 1); any other state is exported while it is the current one. */
+const KNOWN_STATES: readonly string[] = ['Enabled', ...KEY_STATE_REASONS];
 const STATUSES = ['usable', 'unusable', 'unknown'] as const;
 
 function seconds(date: Date | undefined): number | undefined {
@@ -75,7 +77,7 @@ export function createMetrics(): ServerMetrics {
       this.reset();
       const snapshot = current();
       if (snapshot === undefined) return;
-      const state = reportState(snapshot);
+      const state = keyStateName(snapshot);
       for (const known of new Set([...KNOWN_STATES, state])) {
         this.set({ state: known }, known === state ? 1 : 0);
       }

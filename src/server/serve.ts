@@ -83,16 +83,11 @@ export async function startServer(options: StartServerOptions): Promise<RunningS
     source: monitor,
     metrics,
     readiness,
-    refreshIntervalMs: settings.monitor.refreshIntervalMs,
   });
   const admission = buildAdmissionApp({
     logger: logger.child({ listener: 'admission' }),
     source: monitor,
-    policy: {
-      mode: settings.mode,
-      onUnknown: settings.onUnknown,
-      refreshIntervalMs: settings.monitor.refreshIntervalMs,
-    },
+    policy: { mode: settings.mode, onUnknown: settings.onUnknown },
     metrics,
     isShuttingDown: () => shuttingDown,
     https: {

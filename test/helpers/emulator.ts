@@ -12,7 +12,7 @@ import {
  * `new Kms.DescribeKeyRequest({ keyId })`.
  */
 export const Kms = KmsModule;
-export type KmsClient = InstanceType<typeof KmsModule.default>;
+export type KmsSdkClient = InstanceType<typeof KmsModule.default>;
 
 /** The bits of a tap Test the helper needs (keeps the helper independent of tap's types). */
 interface TestLike {
@@ -27,7 +27,7 @@ export interface SdkOptions {
 }
 
 /** A real SDK client pointed at the emulator (other credentials to test rejections). */
-export function sdkFor(emulator: RunningEmulator, options: SdkOptions = {}): KmsClient {
+export function sdkFor(emulator: RunningEmulator, options: SdkOptions = {}): KmsSdkClient {
   return new Kms.default(
     new RpcModule.Config({
       endpoint: emulator.endpoint,
@@ -48,7 +48,7 @@ export function sdkFor(emulator: RunningEmulator, options: SdkOptions = {}): Kms
 export async function withEmulator(
   t: TestLike,
   options: EmulatorOptions = {},
-): Promise<{ emulator: RunningEmulator; sdk: KmsClient; keyId: string }> {
+): Promise<{ emulator: RunningEmulator; sdk: KmsSdkClient; keyId: string }> {
   const emulator = await startEmulator({
     keys: [''],
     ...options,

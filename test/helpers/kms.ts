@@ -1,9 +1,9 @@
 /**
- * KMS test helpers: a scriptable fake KmsApi for unit tests (the real SDK against the
+ * KMS test helpers: a scriptable fake KmsClient for unit tests (the real SDK against the
  * emulator is in the integration tests), key metadata builders, and a recording logger.
  */
 import { Writable } from 'node:stream';
-import type { KmsApi, KmsKeyMetadata, KmsKeyVersion } from '../../src/kms/client.js';
+import type { KmsClient, KmsKeyMetadata } from '../../src/kms/client.js';
 import { KmsError } from '../../src/kms/errors.js';
 import { createLogger, type Logger } from '../../src/logging/logger.js';
 import type { KmsSettings, MonitorSettings } from '../../src/config/settings.js';
@@ -47,7 +47,7 @@ interface PendingCall {
  * DescribeKey answers come from `answer` (metadata or a thrown error), or, in held mode,
  * wait until the test releases them — to model slow calls and concurrency.
  */
-export class FakeKmsApi implements KmsApi {
+export class FakeKmsClient implements KmsClient {
   answer: KmsKeyMetadata | Error = metadata();
   /** Errors to throw before falling back to `answer`, one per call. */
   readonly queuedErrors: Error[] = [];
@@ -66,14 +66,6 @@ export class FakeKmsApi implements KmsApi {
     if (queued) return Promise.reject(queued);
     const answer = this.answer;
     return answer instanceof Error ? Promise.reject(answer) : Promise.resolve(answer);
-  }
-
-  listKeyVersions(): Promise<KmsKeyVersion[]> {
-    return Promise.resolve([]);
-  }
-
-  describeKeyVersion(keyId: string, keyVersionId: string): Promise<KmsKeyVersion> {
-    return Promise.resolve({ keyId, keyVersionId, creationDate: undefined });
   }
 
   get heldCalls(): number {
@@ -150,8 +142,8 @@ export async function eventually(
   return condition();
 }
 
-/** Wraps a KmsApi so a test can wait until every call started so far has settled. */
-export function trackCalls(api: KmsApi): KmsApi & { idle(): Promise<void>; started: number } {
+/** Wraps a KmsClient so a test can wait until every call started so far has settled. */
+export function trackCalls(api: KmsClient): KmsClient & { idle(): Promise<void>; started: number } {
   const inFlight = new Set<Promise<unknown>>();
   let started = 0;
   function track<T>(call: Promise<T>): Promise<T> {
@@ -166,8 +158,6 @@ export function trackCalls(api: KmsApi): KmsApi & { idle(): Promise<void>; start
   }
   return {
     describeKey: (keyId) => track(api.describeKey(keyId)),
-    listKeyVersions: (keyId) => track(api.listKeyVersions(keyId)),
-    describeKeyVersion: (keyId, versionId) => track(api.describeKeyVersion(keyId, versionId)),
     async idle() {
       while (inFlight.size > 0) await Promise.all([...inFlight]);
       // Let the monitor apply the outcome.

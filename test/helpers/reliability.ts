@@ -21,7 +21,7 @@ import { startServer, type RunningServer } from '../../src/server/serve.js';
 import { generateCertificates } from '../../src/certs/generate.js';
 import type { RunningEmulator } from '../../src/emulator/index.js';
 import type { ServeSettings } from '../../src/config/settings.js';
-import { withEmulator, type KmsClient } from './emulator.js';
+import { withEmulator, type KmsSdkClient } from './emulator.js';
 import { makeCertDir, serveSettings, toResult, type CertDir, type HttpResult } from './server.js';
 
 // ---------------------------------------------------------------------------------------------
@@ -256,7 +256,7 @@ interface TestLike {
 
 export interface Stack {
   readonly emulator: RunningEmulator;
-  readonly sdk: KmsClient;
+  readonly sdk: KmsSdkClient;
   readonly keyId: string;
   readonly monitor: KeyMonitor;
   readonly server: RunningServer;

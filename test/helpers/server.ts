@@ -13,6 +13,7 @@ import type {
   UnusableReason,
 } from '../../src/kms/types.js';
 import { generateCertificates, generateClientCertificate } from '../../src/certs/generate.js';
+import { keyWarnings } from '../../src/kms/classify.js';
 import type { ServeSettings } from '../../src/config/settings.js';
 import { createLogger } from '../../src/logging/logger.js';
 import {
@@ -126,8 +127,12 @@ export function keyFacts(overrides: Partial<KeyFacts> = {}): KeyFacts {
   };
 }
 
+/** The refresh interval the snapshot helpers' warnings assume (the default 30 s). */
+const REFRESH_INTERVAL_MS = 30_000;
+
+/** A snapshot as the monitor would classify it, warnings included (unless given). */
 export function usableSnapshot(overrides: Partial<KeySnapshot> = {}): KeySnapshot {
-  return {
+  const snapshot: Omit<KeySnapshot, 'warnings'> = {
     configuredKeyId: 'alias/cluster-secrets',
     status: 'usable',
     reason: undefined,
@@ -138,6 +143,12 @@ export function usableSnapshot(overrides: Partial<KeySnapshot> = {}): KeySnapsho
     ageSeconds: 5,
     firstLookupDone: true,
     ...overrides,
+  };
+  return {
+    ...snapshot,
+    warnings:
+      overrides.warnings ??
+      keyWarnings(snapshot, REFRESH_INTERVAL_MS, snapshot.checkedAt.getTime()),
   };
 }
 
@@ -181,6 +192,7 @@ export function unknownSnapshot(reason: 'NeverFetched' | 'Stale'): KeySnapshot {
       checkedAt: NOW,
       ageSeconds: undefined,
       firstLookupDone: true,
+      warnings: [],
     };
   }
   return usableSnapshot({

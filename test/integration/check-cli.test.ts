@@ -1,6 +1,6 @@
 import t from 'tap';
 import { runCli } from '../../src/cli/program.js';
-import type { KeyReport } from '../../src/kms/report.js';
+import type { KeyStateView } from '../../src/kms/key-state.js';
 import { Kms, withEmulator } from '../helpers/emulator.js';
 import { captureContext } from '../helpers/kms.js';
 
@@ -23,7 +23,7 @@ async function check(env: Record<string, string>, args: string[]) {
 
 async function checkJson(env: Record<string, string>, args: string[]) {
   const result = await check(env, [...args, '--json']);
-  return { ...result, report: JSON.parse(result.stdout) as KeyReport };
+  return { ...result, report: JSON.parse(result.stdout) as KeyStateView };
 }
 
 t.test('check: each key state', async (t) => {
@@ -177,7 +177,7 @@ t.test('check takes its clock from the context (checkedAt, lookup time)', async 
     ...ctx,
     now: () => fixed,
   });
-  const report = JSON.parse(stdout()) as KeyReport;
+  const report = JSON.parse(stdout()) as KeyStateView;
   t.equal(code, 0, 'usable');
   t.equal(report.checkedAt, '2030-01-02T03:04:05Z', 'checkedAt is the injected time');
   t.equal(report.lastSuccessAt, '2030-01-02T03:04:05Z', 'so is the lookup time');

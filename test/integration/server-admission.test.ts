@@ -4,7 +4,7 @@ import jsonPatch from 'fast-json-patch';
 import { createLogger } from '../../src/logging/logger.js';
 import { startServer, type RunningServer } from '../../src/server/serve.js';
 import type { ServeSettings } from '../../src/config/settings.js';
-import type { UnusableReason } from '../../src/kms/types.js';
+import { UNUSABLE_REASONS } from '../../src/kms/vocabulary.js';
 import {
   decodePatch,
   fakeSource,
@@ -24,14 +24,7 @@ import {
   type FakeSnapshotSource,
 } from '../helpers/server.js';
 
-const UNUSABLE: UnusableReason[] = [
-  'Disabled',
-  'PendingDeletion',
-  'PendingImport',
-  'NotFound',
-  'NoPermission',
-  'MaterialExpired',
-];
+const UNUSABLE = UNUSABLE_REASONS;
 
 interface Harness {
   server: RunningServer;

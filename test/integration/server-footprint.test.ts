@@ -40,7 +40,6 @@ t.test('a route schema fails at start with a message naming the remedy', async (
     logger: createLogger('info', new LogCapture()),
     source: fakeSource(),
     metrics: createMetrics(),
-    refreshIntervalMs: 30_000,
     readiness: () => ({ ready: true, reason: 'test' }),
   });
   app.post('/with-schema', { schema: { body: { type: 'object' } } }, () => ({}));

@@ -1,6 +1,6 @@
 import t from 'tap';
 import { KeyStore } from '../../src/emulator/store.js';
-import { KmsApi, rotationInterval, isoDate } from '../../src/emulator/actions.js';
+import { EmulatedKms, rotationInterval, isoDate } from '../../src/emulator/actions.js';
 import { decryptBlob, encryptBlob, newKeyMaterial, parseBlob } from '../../src/emulator/crypto.js';
 import { KmsApiError } from '../../src/emulator/errors.js';
 import { FaultState, parseFaultSettings } from '../../src/emulator/faults.js';
@@ -34,7 +34,7 @@ t.test('ciphertext blobs', async (t) => {
 t.test('key lifecycle with a fake clock', async (t) => {
   let now = start;
   const store = new KeyStore(() => now);
-  const api = new KmsApi(store, 'cn-hangzhou');
+  const api = new EmulatedKms(store, 'cn-hangzhou');
   const key = store.createKey({ keyId: 'k' });
   t.equal(key.state, 'Enabled', 'new keys are Enabled');
   store.scheduleDeletion(key, 7);

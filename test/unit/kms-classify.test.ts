@@ -1,20 +1,21 @@
 import t from 'tap';
 import {
   classifyKey,
+  classifySingleLookup,
   factsFromMetadata,
-  formatRfc3339,
   initialObservations,
   keyWarnings,
-  MAX_WARNING_LENGTH,
   outcomeFromError,
   recordOutcome,
-  requestKeyId,
 } from '../../src/kms/classify.js';
+import { formatRfc3339 } from '../../src/kms/dates.js';
+import { requestKeyId } from '../../src/kms/key-id.js';
 import type { KeyObservations } from '../../src/kms/types.js';
+import { MAX_WARNING_LENGTH } from '../../src/kms/vocabulary.js';
 import { apiError, KEY_ID, metadata } from '../helpers/kms.js';
 
 const NOW = Date.parse('2026-11-28T09:00:00Z');
-const settings = { maxStalenessMs: 300_000 };
+const settings = { maxStalenessMs: 300_000, refreshIntervalMs: 30_000 };
 const DAY = 86_400_000;
 
 function found(overrides: Parameters<typeof metadata>[0] = {}, atMs = NOW): KeyObservations {
@@ -171,6 +172,12 @@ t.test('rotation time and dates', async (t) => {
   const bad = factsFromMetadata(metadata({ deleteDate: 'not a date', creationDate: undefined }));
   t.equal(bad.deleteDate, undefined, 'an unparsable date is absent');
   t.equal(bad.rotationTime, undefined, 'no dates: no rotation time');
+  t.equal(never.lastRotationDate, undefined, 'never rotated: KMS sent no LastRotationDate');
+  t.equal(
+    rotated.lastRotationDate?.toISOString(),
+    '2026-06-01T12:00:00.000Z',
+    "rotated: KMS's LastRotationDate verbatim",
+  );
   t.equal(formatRfc3339(new Date(NOW + 123)), '2026-11-28T09:00:00Z', 'RFC 3339 without millis');
 });
 
@@ -223,6 +230,11 @@ t.test('warnings for a usable key', async (t) => {
   for (const row of table) {
     const snapshot = classifyKey(found(row.meta, row.lastSuccess), NOW, settings);
     const warnings = keyWarnings(snapshot, 30_000, NOW);
+    t.same(
+      snapshot.warnings,
+      warnings,
+      `${row.name}: classification puts the warnings on the snapshot`,
+    );
     t.equal(warnings.length, row.expect.length, `${row.name}: ${row.expect.length} warnings`);
     row.expect.forEach((pattern, index) => {
       t.match(warnings[index], pattern, `${row.name}: warning ${index} says what is wrong`);
@@ -237,4 +249,37 @@ t.test('warnings for a usable key', async (t) => {
     settings,
   );
   t.same(keyWarnings(disabled, 30_000, NOW), [], 'no warnings unless the key is usable');
+  t.same(disabled.warnings, [], 'and none on the snapshot of an unusable key');
+});
+
+t.test('the refresh interval of the settings decides the lookups-failing warning', async (t) => {
+  const observations = found({}, NOW - 61_000);
+  t.match(
+    classifyKey(observations, NOW, settings).warnings,
+    [/last confirmed 61s ago; KMS lookups are failing/],
+    'older than two 30 s intervals: warned',
+  );
+  t.same(
+    classifyKey(observations, NOW, { ...settings, refreshIntervalMs: 60_000 }).warnings,
+    [],
+    'within two 60 s intervals: no warning',
+  );
+  t.same(
+    classifyKey(initialObservations(KEY_ID), NOW, settings).warnings,
+    [],
+    'an unknown key has no warnings (admission words those itself)',
+  );
+});
+
+t.test('a single lookup (check, reencrypt) is neither stale nor overdue', async (t) => {
+  const found = {
+    kind: 'found',
+    facts: factsFromMetadata(metadata({ deleteDate: '2026-12-05T00:00:00Z' })),
+    at: new Date(NOW - 3_600_000),
+  } as const;
+  const snapshot = classifySingleLookup('alias/k8s', found, NOW);
+  t.equal(snapshot.status, 'usable', 'an hour-old answer is not stale');
+  t.equal(snapshot.configuredKeyId, 'alias/k8s', 'configured id kept');
+  t.match(snapshot.warnings, [/scheduled for deletion/], 'deletion warning');
+  t.equal(snapshot.warnings.length, 1, 'but no lookups-failing warning');
 });

@@ -3,7 +3,7 @@ import { backoffDelayMs, createKeyMonitor, type KeyMonitorOptions } from '../../
 import { FakeClock, settle } from '../helpers/clock.js';
 import {
   apiError,
-  FakeKmsApi,
+  FakeKmsClient,
   KEY_ID,
   kmsSettings,
   metadata,
@@ -15,7 +15,7 @@ const SECOND = 1000;
 
 function setup(overrides: Partial<KeyMonitorOptions> = {}) {
   const clock = new FakeClock();
-  const api = new FakeKmsApi();
+  const api = new FakeKmsClient();
   const { logger, lines } = recordingLogger();
   const calls: { action: string; result: string; durationSeconds: number }[] = [];
   const monitor = createKeyMonitor({

@@ -5,24 +5,18 @@ import {
   parsePositiveDuration,
   type KmsSettings,
 } from '../../config/settings.js';
-import {
-  classifyKey,
-  factsFromMetadata,
-  initialObservations,
-  keyWarnings,
-  outcomeFromError,
-  recordOutcome,
-  requestKeyId,
-} from '../../kms/classify.js';
-import { createKmsClient, staticCredentialFromEnv } from '../../kms/client.js';
+import { classifySingleLookup, factsFromMetadata, outcomeFromError } from '../../kms/classify.js';
+import { createKmsClient, staticCredentialFromEnv, type KmsClient } from '../../kms/client.js';
 import {
   isCredentialProblem,
   LOCAL_ERROR_CODES,
   toKmsError,
   type KmsError,
 } from '../../kms/errors.js';
-import { explainReason, keyReport, type KeyReport } from '../../kms/report.js';
+import { requestKeyId } from '../../kms/key-id.js';
+import { describeKeyState, type KeyStateView } from '../../kms/key-state.js';
 import type { KeyLookupOutcome } from '../../kms/types.js';
+import { explainReason, LOOKUP_FAILURE } from '../../kms/vocabulary.js';
 import { addSettingOptions, rawSettings, type CliContext } from '../context.js';
 
 const KMS_SETTINGS = ['kmsKeyId', 'kmsRegion', 'kmsEndpoint', 'kmsProtocol'] as const;
@@ -48,50 +42,78 @@ function credentialError(error: KmsError): ConfigError {
 /** One line for a lookup that got no answer about the key. */
 function failureLine(error: KmsError, kms: KmsSettings): string {
   const what = `${error.code}: ${error.message}`;
-  if (error.transient) {
-    return `cannot reach KMS at ${endpointUrl(kms)} (${what}): check --kms-endpoint / --kms-region and network access to KMS, then retry.`;
-  }
-  return `KMS lookup of ${kms.keyId} at ${endpointUrl(kms)} failed (${what}).`;
+  return error.transient
+    ? LOOKUP_FAILURE.unreachable(endpointUrl(kms), what)
+    : LOOKUP_FAILURE.failed(kms.keyId, endpointUrl(kms), what);
 }
 
 function value(text: string | number | null): string {
   return text === null ? '-' : String(text);
 }
 
-function humanReport(report: KeyReport): string {
-  const keyLine =
-    report.keyId === report.configuredKeyId
-      ? report.keyId
-      : `${report.configuredKeyId} → ${report.keyId}`;
-  const usable = report.usable
-    ? 'yes'
-    : `no — ${explainReason(report.reason ?? 'NeverFetched', report.keyId)}`;
+/** The rotation time the stamp uses, saying where it comes from when KMS sent no LastRotationDate. */
+function rotationTimeText(view: KeyStateView): string {
+  if (view.rotationTime === null || view.lastRotation !== null) return value(view.rotationTime);
+  return `${view.rotationTime} (CreationDate: KMS reports no rotation)`;
+}
+
+function factRows(view: KeyStateView): [string, string][] {
   const rotation =
-    report.automaticRotation === null
+    view.automaticRotation === null
       ? '-'
-      : `${report.automaticRotation}${report.rotationInterval === null ? '' : `, every ${report.rotationInterval}`}`;
-  const facts: [string, string][] = [
-    ['ARN', value(report.arn)],
-    ['Primary version', value(report.primaryKeyVersion)],
-    ['Rotation time', value(report.rotationTime)],
-    ['Last rotation', value(report.lastRotation)],
-    ['Next rotation', value(report.nextRotation)],
+      : `${view.automaticRotation}${view.rotationInterval === null ? '' : `, every ${view.rotationInterval}`}`;
+  return [
+    ['ARN', value(view.arn)],
+    ['Primary version', value(view.primaryKeyVersion)],
+    ['Rotation time', rotationTimeText(view)],
+    ['Last rotation', value(view.lastRotation)],
+    ['Next rotation', value(view.nextRotation)],
     ['Automatic rotation', rotation],
-    ['Deletion date', value(report.deleteDate)],
-    ['Material expiry', value(report.materialExpireTime)],
+    ['Deletion date', value(view.deleteDate)],
+    ['Material expiry', value(view.materialExpireTime)],
   ];
+}
+
+/** The human rendering of `check`: one "Label: value" row per fact. */
+function humanKeyState(view: KeyStateView): string {
+  const keyLine =
+    view.keyId === view.configuredKeyId ? view.keyId : `${view.configuredKeyId} → ${view.keyId}`;
+  const usable = view.usable
+    ? 'yes'
+    : `no — ${explainReason(view.reason ?? 'NeverFetched', view.keyId)}`;
   // Without a successful DescribeKey (not found, no permission) there are no facts to show.
-  const known = report.primaryKeyVersion !== null || report.arn !== null;
+  const known = view.primaryKeyVersion !== null || view.arn !== null;
   const rows: [string, string][] = [
     ['KMS key', keyLine],
-    ['State', report.state],
+    ['State', view.state],
     ['Usable', usable],
-    ...(known ? facts : []),
-    ['Checked at', report.checkedAt],
-    ...report.warnings.map((warning): [string, string] => ['Warning', warning]),
+    ...(known ? factRows(view) : []),
+    ['Checked at', view.checkedAt],
+    ...view.warnings.map((warning): [string, string] => ['Warning', warning]),
   ];
   const width = Math.max(...rows.map(([label]) => label.length)) + 2;
   return rows.map(([label, text]) => `${`${label}:`.padEnd(width)}${text}\n`).join('');
+}
+
+/** One DescribeKey; credential problems become configuration errors (exit 2). */
+async function lookUp(
+  client: KmsClient,
+  kms: KmsSettings,
+  ctx: CliContext,
+  clock: () => number,
+): Promise<KeyLookupOutcome> {
+  try {
+    const metadata = await client.describeKey(requestKeyId(kms.keyId));
+    return { kind: 'found', facts: factsFromMetadata(metadata), at: new Date(clock()) };
+  } catch (thrown) {
+    const error = toKmsError(thrown);
+    if (isCredentialProblem(error)) throw credentialError(error);
+    const outcome = outcomeFromError(error, new Date(clock()));
+    if (outcome.kind === 'failed') {
+      ctx.stderr.write(`kms-secret-guard: ${failureLine(error, kms)}\n`);
+    }
+    return outcome;
+  }
 }
 
 export function checkCommand(ctx: CliContext): Command {
@@ -106,43 +128,26 @@ export function checkCommand(ctx: CliContext): Command {
         DEFAULT_TIMEOUT,
       ),
     )
-    .option('--json', 'print the report as JSON (the fields of GET /healthz/kms)')
+    .option('--json', 'print the key state as JSON (the fields of GET /healthz/kms)')
     .action(async (flags: CheckFlags) => {
       const kms = parseKmsSettings(rawSettings(command, KMS_SETTINGS, ctx.env));
       const timeoutMs = parsePositiveDuration('--timeout', flags.timeout);
       // Access key variables come from ctx.env; without them the default credential chain
       // (STS, RRSA/OIDC, ECS RAM role …) looks at the process environment itself.
       const credential = staticCredentialFromEnv(ctx.env);
-      const api = createKmsClient(kms, {
+      const client = createKmsClient(kms, {
         ...(credential ? { credential } : {}),
         connectTimeoutMs: timeoutMs,
         readTimeoutMs: timeoutMs,
       });
-
-      let outcome: KeyLookupOutcome;
-      try {
-        const metadata = await api.describeKey(requestKeyId(kms.keyId));
-        outcome = { kind: 'found', facts: factsFromMetadata(metadata), at: new Date(clock()) };
-      } catch (thrown) {
-        const error = toKmsError(thrown);
-        if (isCredentialProblem(error)) throw credentialError(error);
-        outcome = outcomeFromError(error, new Date(clock()));
-        if (outcome.kind === 'failed') {
-          ctx.stderr.write(`kms-secret-guard: ${failureLine(error, kms)}\n`);
-        }
-      }
-
-      const now = clock();
-      const snapshot = classifyKey(recordOutcome(initialObservations(kms.keyId), outcome), now, {
-        maxStalenessMs: Number.POSITIVE_INFINITY,
-      });
-      const report = keyReport(snapshot, keyWarnings(snapshot, Number.POSITIVE_INFINITY, now));
+      const outcome = await lookUp(client, kms, ctx, clock);
+      const view = describeKeyState(classifySingleLookup(kms.keyId, outcome, clock()));
       if (flags.json === true) {
-        ctx.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
+        ctx.stdout.write(`${JSON.stringify(view, null, 2)}\n`);
       } else if (outcome.kind !== 'failed') {
-        ctx.stdout.write(humanReport(report));
+        ctx.stdout.write(humanKeyState(view));
       }
-      ctx.exitCode = report.usable ? 0 : 1;
+      ctx.exitCode = view.usable ? 0 : 1;
     });
   return command;
 }

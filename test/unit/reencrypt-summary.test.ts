@@ -4,7 +4,7 @@ import {
   summaryJson,
   summaryText,
   sweepExitCode,
-} from '../../src/reencrypt/report.js';
+} from '../../src/reencrypt/summary.js';
 import type { SweepSummary } from '../../src/reencrypt/sweep.js';
 
 const done: SweepSummary = {
