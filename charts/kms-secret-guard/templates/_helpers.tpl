@@ -78,7 +78,7 @@ outside the heap; bench/RESULTS.md), as the kustomize Deployment's flags do. */}
 {{- $semi := int .Values.heap.maxSemiSpaceSize -}}
 {{- $old := sub $limit 96 | int -}}
 {{- if not (kindIs "invalid" .Values.heap.maxOldSpaceSize) }}{{ $old = int .Values.heap.maxOldSpaceSize }}{{ end -}}
-{{- if lt $old 32 -}}
+{{- if lt $old 64 -}}
 {{- fail (printf "resources.limits.memory %dMi leaves a V8 old space of %d MiB; give the guard at least 160Mi (256Mi recommended)" $limit $old) -}}
 {{- end -}}
 {{- if gt (add $old (mul 3 $semi) 64) $limit -}}
