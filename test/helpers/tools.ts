@@ -45,14 +45,19 @@ export interface ToolResult {
 export function runTool(
   tool: ProjectTool,
   args: readonly string[],
-  options: { input?: string; cwd?: string } = {},
+  options: { input?: string; cwd?: string; env?: Record<string, string> } = {},
 ): Promise<ToolResult> {
   const binary = projectTool(tool);
   return new Promise((resolve) => {
     const child = execFile(
       binary,
       [...args],
-      { cwd: options.cwd ?? REPO_ROOT, timeout: 120_000, maxBuffer: 32 * 1024 * 1024 },
+      {
+        cwd: options.cwd ?? REPO_ROOT,
+        env: { ...process.env, ...options.env },
+        timeout: 120_000,
+        maxBuffer: 32 * 1024 * 1024,
+      },
       (error, stdout, stderr) => {
         const code = error === null ? 0 : typeof error.code === 'number' ? error.code : 1;
         resolve({ code, stdout, stderr });
