@@ -23,6 +23,7 @@ import {
 import {
   GUARD_NAMESPACE,
   GUARD_SERVICE,
+  REPO_ROOT,
   manifestsWithCertificates,
   ofKind,
   only,
@@ -105,6 +106,23 @@ t.test('helm lint --strict passes for every documented value set', async (t) => 
     t.equal(result.code, 0, `${valueSet}: helm lint --strict succeeds`, { output: result.stdout });
     t.notMatch(result.stdout, /\[(WARNING|ERROR)\]/, `${valueSet}: no lint warning or error`);
   }
+});
+
+t.test('the chart is versioned with the package', async (t) => {
+  const { version } = JSON.parse(readFileSync(join(REPO_ROOT, 'package.json'), 'utf8')) as {
+    version: string;
+  };
+  const chartYaml = parse(readFileSync(join(CHART_DIR, 'Chart.yaml'), 'utf8')) as {
+    version: string;
+    appVersion: string;
+  };
+  t.equal(chartYaml.version, version, 'Chart.yaml version is the package version');
+  t.equal(chartYaml.appVersion, version, 'Chart.yaml appVersion is the package version');
+  const image = (
+    podTemplate(only((await chart('default')).objects, 'Deployment')).spec
+      .containers[0] as unknown as { image: string }
+  ).image;
+  t.equal(image, `kms-secret-guard:${version}`, 'the default image tag is the package version');
 });
 
 t.test('helm template renders every documented value set', async (t) => {
