@@ -9,7 +9,6 @@
 // structural stand-ins of their CRDs, for dry-run only.
 import { execFile } from 'node:child_process';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import t from 'tap';
 import { parseAllDocuments } from 'yaml';
@@ -27,30 +26,32 @@ import {
   type KubectlResult,
   type WebhookVariant,
 } from './harness/index.js';
+import {
+  APPLY_ARGS,
+  FIXTURES,
+  dryRunKubectl,
+  identities,
+  installStandInCrds,
+  podFrom,
+  podList,
+  printed,
+  unexpectedWarnings,
+  webhookObjects,
+  withoutClientConfig,
+  type WebhookObject,
+} from './harness/dry-run.js';
 
 t.setTimeout(300_000);
 
 const run = promisify(execFile);
-const FIXTURES = fileURLToPath(new URL('./fixtures/', import.meta.url));
-const STAND_IN_LABEL = 'kms-secret-guard.io/test-fixture=dry-run-stand-in';
 const GUARD_NAMESPACE = 'kms-secret-guard';
 const CA_INJECTION_ANNOTATION = 'cert-manager.io/inject-ca-from';
-const WEBHOOK_KINDS = ['ValidatingWebhookConfiguration', 'MutatingWebhookConfiguration'];
 /** Overlays whose serving certificate comes from cert-manager (caBundle injected later). */
 const CERT_MANAGER_BASED: readonly KustomizationPath[] = [
   'overlays/cert-manager',
   'overlays/strict',
   'examples/ack-pro',
 ];
-// kubectl's own bookkeeping when one object is handled by both apply flavours (the
-// Namespace exists for real). Any other warning (deprecated API, Pod Security…) fails.
-const BOOKKEEPING_WARNING = 'last-applied-configuration';
-
-type ApplyMode = 'server-side apply' | 'client-side apply';
-const APPLY_ARGS: Record<ApplyMode, string[]> = {
-  'server-side apply': ['apply', '--server-side', '--dry-run=server', '-o', 'json', '-f', '-'],
-  'client-side apply': ['apply', '--dry-run=server', '-o', 'json', '-f', '-'],
-};
 
 interface Render {
   /** kubectl kustomize's output, exactly what a person pipes into kubectl apply. */
@@ -58,27 +59,12 @@ interface Render {
   readonly objects: KubeObject[];
 }
 
-interface Webhook {
-  name: string;
-  failurePolicy?: string;
-  clientConfig?: { caBundle?: string; url?: string; service?: Record<string, unknown> };
-  [field: string]: unknown;
-}
-type WebhookObject = KubeObject & { webhooks: Webhook[] };
-
 let cluster: Cluster;
+let kubectl: (args: string[], input?: string) => Promise<KubectlResult>;
 let certificates: { cleanup(): void; caCert: string; root: string } | undefined;
 const renders = new Map<KustomizationPath, Render>();
 /** What the API server answered to the server-side apply dry-run of each kustomization. */
 const answered = new Map<KustomizationPath, KubeObject[]>();
-
-const kubectl = (args: string[], input?: string): Promise<KubectlResult> =>
-  // A discovery cache of our own: a stale one under ~/.kube from an earlier cluster on the
-  // same port could miss the stand-in CRDs.
-  cluster.kubectl(
-    [`--cache-dir=${join(cluster.workDir, 'kubectl-cache')}`, ...args],
-    input === undefined ? {} : { input },
-  );
 
 async function render(dir: string): Promise<Render> {
   const { stdout } = await run('kubectl', ['kustomize', dir], {
@@ -91,77 +77,16 @@ async function render(dir: string): Promise<Render> {
   return { yaml: stdout, objects };
 }
 
-/** The objects kubectl printed with -o json: one object, or a List of them. */
-function printed(stdout: string): KubeObject[] {
-  if (stdout.trim() === '') return [];
-  const parsed = JSON.parse(stdout) as KubeObject & { items?: KubeObject[] };
-  return parsed.kind === 'List' ? (parsed.items ?? []) : [parsed];
-}
-
-const identity = (object: KubeObject): string =>
-  `${object.apiVersion} ${object.kind} ${object.metadata.namespace ?? '(cluster)'}/${object.metadata.name}`;
-const identities = (objects: readonly KubeObject[]): string[] => objects.map(identity).sort();
-
-const unexpectedWarnings = (stderr: string): string[] =>
-  stderr
-    .split('\n')
-    .filter((line) => line.startsWith('Warning:') && !line.includes(BOOKKEEPING_WARNING));
-
-const webhookObjects = (objects: readonly KubeObject[]): WebhookObject[] =>
-  objects.filter((object): object is WebhookObject => WEBHOOK_KINDS.includes(object.kind));
-
-/** Everything but clientConfig, which the harness points at its local webhook. */
-const withoutClientConfig = (object: KubeObject & { webhooks: Webhook[] }): unknown => ({
-  kind: object.kind,
-  name: object.metadata.name,
-  labels: object.metadata.labels,
-  annotations: object.metadata.annotations,
-  webhooks: object.webhooks.map((webhook) => {
-    const rest = { ...webhook };
-    delete rest.clientConfig;
-    return rest;
-  }),
-});
-
-/** A Pod with the template's metadata and spec, as the ReplicaSet or Job controller makes it. */
-function podFrom(owner: KubeObject, name: string): KubeObject {
-  const spec = owner.spec as { template: { metadata?: Record<string, unknown>; spec: unknown } };
-  return {
-    apiVersion: 'v1',
-    kind: 'Pod',
-    metadata: {
-      ...(spec.template.metadata ?? {}),
-      name,
-      namespace: owner.metadata.namespace ?? 'default',
-    },
-    spec: spec.template.spec,
-  };
-}
-
-const podList = (pods: KubeObject[]): string =>
-  JSON.stringify({ apiVersion: 'v1', kind: 'List', items: pods });
-
 t.before(async () => {
   const started = Date.now();
   cluster = await startCluster();
+  kubectl = dryRunKubectl(cluster);
   try {
     const copy = await manifestsWithCertificates();
     certificates = { ...copy, caCert: copy.certificates.caCert };
     for (const path of KUSTOMIZATIONS) renders.set(path, await render(join(copy.root, path)));
 
-    const crds = await kubectl(['apply', '--server-side', '-f', join(FIXTURES, 'crds')]);
-    if (crds.code !== 0) throw new Error(`could not create the stand-in CRDs: ${crds.stderr}`);
-    const established = await kubectl([
-      'wait',
-      '--for=condition=Established',
-      'crd',
-      '-l',
-      STAND_IN_LABEL,
-      '--timeout=30s',
-    ]);
-    if (established.code !== 0) {
-      throw new Error(`the stand-in CRDs did not become Established: ${established.stderr}`);
-    }
+    await installStandInCrds(kubectl);
 
     // Namespaced objects need their Namespace to exist; it is the base's own.
     const namespace = renders.get('base')?.objects.find((object) => object.kind === 'Namespace');
