@@ -19,7 +19,15 @@ export const KMS_ERRORS = {
     status: 400,
     message: 'Specified signature is not matched with our calculation.',
   },
+  IncompleteSignature: {
+    status: 400,
+    message: 'The request signature does not conform to Aliyun standards.',
+  },
   SignatureNonceUsed: { status: 400, message: 'Specified signature nonce was used already.' },
+  'InvalidSecurityToken.MismatchWithAccessKey': {
+    status: 400,
+    message: 'The security token does not belong to the access key.',
+  },
   'InvalidTimeStamp.Expired': {
     status: 400,
     message: 'Specified time stamp or date value is expired.',
