@@ -375,8 +375,9 @@ function integer(params: Params, name: string, range: { min: number; max: number
   return value;
 }
 
+/** Case-insensitive like the gateway: the current Python SDK sends Python's "True"/"False". */
 function boolean(params: Params, name: string): boolean {
-  const raw = required(params, name);
+  const raw = required(params, name).toLowerCase();
   if (raw !== 'true' && raw !== 'false') {
     throw kmsError('InvalidParameter', `${name} must be true or false.`);
   }

@@ -17,7 +17,8 @@ export const KMS_ERRORS = {
   },
   SignatureDoesNotMatch: {
     status: 400,
-    message: 'Specified signature is not matched with our calculation.',
+    // The classic SDKs split the message at ':' to compare the server's string to sign.
+    message: 'Specified signature is not matched with our calculation. server string to sign is:',
   },
   IncompleteSignature: {
     status: 400,
