@@ -48,26 +48,35 @@ export function programInput(emulator: RunningEmulator, sdk: string): Record<str
 }
 
 /**
- * Runs an SDK program as a child process (never synchronously: the emulator answers from
- * this process), feeding `input` as JSON and parsing the JSON it prints.
+ * Runs a program as a child process (never synchronously: the emulator answers from this
+ * process), feeding `stdin` and returning what it printed; throws when it fails.
  */
-export async function runProgram(
+export async function runCommand(
   command: string,
   args: readonly string[],
-  input: unknown,
+  stdin = '',
   timeoutMs = 240_000,
-): Promise<Results> {
+): Promise<string> {
   const child = spawn(command, args, { cwd: ROOT, stdio: ['pipe', 'pipe', 'pipe'] });
   const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
   let stdout = '';
   let stderr = '';
   child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
   child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
-  child.stdin.end(JSON.stringify(input));
+  child.stdin.end(stdin);
   const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
   clearTimeout(timer);
   if (code !== 0) {
     throw new Error(`${command} ${args.join(' ')} exited ${String(code)}: ${stderr.slice(-2000)}`);
   }
-  return JSON.parse(stdout) as Results;
+  return stdout;
+}
+
+/** Runs an SDK program with `input` as JSON on stdin and parses the JSON it prints. */
+export async function runProgram(
+  command: string,
+  args: readonly string[],
+  input: unknown,
+): Promise<Results> {
+  return JSON.parse(await runCommand(command, args, JSON.stringify(input))) as Results;
 }
