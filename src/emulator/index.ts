@@ -1,7 +1,9 @@
 /**
  * A local, wire-compatible Alibaba Cloud KMS (API 2016-01-20) for development and tests.
  *
- * Layers: signature.ts/auth.ts (POP signature v1.0, nonce and Timestamp checks) →
+ * Layers: request.ts (parameters from the query, a form or JSON body; action and version
+ * from parameters or x-acs-* headers) → signature.ts/signature-v3.ts/auth.ts (POP
+ * signature v1.0 and V3 ACS3-HMAC-SHA256, nonce, Timestamp/x-acs-date and STS token checks) →
  * http.ts (node:http, KMS JSON errors, /_emulator/ admin routes) → faults.ts (injected
  * latency, errors, dropped sockets, denied access keys) → actions.ts (the KMS actions) →
  * store.ts (keys, versions, aliases, state rules) + crypto.ts (AES-256-GCM blobs) →

@@ -7,8 +7,6 @@ import { projectScript, runCommand } from './programs.js';
 // The SDK lines the `kms-emulator` banner prints work as printed: pasted into a program
 // with the real current Python SDK and the Node SDK, they reach the running emulator.
 
-t.setTimeout(600_000);
-
 async function banner(t: { teardown(fn: () => unknown): void }): Promise<string> {
   const stdout = new PassThrough();
   let out = '';

@@ -7,8 +7,6 @@ import { interopEmulator, programInput, projectScript, runProgram } from './prog
 // (signature V3) and the classic aliyun/alibaba-cloud-sdk-go/services/kms (signature v1.0,
 // what ack-kms-plugin uses). One process runs both.
 
-t.setTimeout(600_000);
-
 const binary = await projectScript('go-sdks.sh');
 
 t.test('current and classic Go SDKs', async (t) => {

@@ -6,8 +6,6 @@ import { interopEmulator, programInput, projectScript, runProgram } from './prog
 // test/interop/python/requirements.txt), against the emulator: the current SDK signs V3
 // (ACS3-HMAC-SHA256), the classic one signs v1.0 (HMAC-SHA1). One process per SDK.
 
-t.setTimeout(600_000);
-
 /** The attack cases both Python programs run by patching the SDK's internals. */
 function assertAttacks(t: Test, sdk: string, results: Results) {
   const expect = (name: string, code: string, status: number): void => {
