@@ -76,8 +76,14 @@ export class RequestAuthenticator {
 
   /** Either dialect: V3 when the Authorization header says ACS3-…, else v1.0 parameters. */
   verifyRequest(request: SignedRequest): string {
-    const authorization = firstHeader(request.headers, 'authorization');
-    if (authorization?.trim().startsWith('ACS3-')) return this.#verifyV3(request, authorization);
+    const authorization = firstHeader(request.headers, 'authorization')?.trim();
+    if (authorization?.startsWith('ACS3-')) return this.#verifyV3(request, authorization);
+    if (authorization !== undefined && /^ACS\d/.test(authorization)) {
+      // e.g. ACS4-HMAC-SHA256, what the current SDKs send with signatureVersion "v4".
+      throw incompleteSignature(
+        `the emulator verifies ${V3_ALGORITHM} (V3) and HMAC-SHA1 (v1.0) signatures, not ${authorization.split(' ')[0] ?? ''}`,
+      );
+    }
     return this.verify(request.method, request.params);
   }
 

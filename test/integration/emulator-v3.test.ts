@@ -180,6 +180,17 @@ t.test('V3 rejections', async (t) => {
       `ACS3-HMAC-SM3 Credential=${emulator.accessKeyId},SignedHeaders=${h},Signature=${s}`,
   });
   t.same(codeOf(sm3), [400, 'IncompleteSignature'], 'another algorithm');
+  const v4 = await v3Call(emulator, {
+    query,
+    authorization: (s, h) =>
+      `ACS4-HMAC-SHA256 Credential=${emulator.accessKeyId}/20261201/cn-hangzhou/kms/aliyun_v4_request,SignedHeaders=${h},Signature=${s}`,
+  });
+  t.same(
+    codeOf(v4),
+    [400, 'IncompleteSignature'],
+    'signature v4 (ACS4) is named, not taken for v1.0',
+  );
+  t.match(v4.body.Message, /not ACS4-HMAC-SHA256/, 'the message names the algorithm');
 });
 
 t.test('STS pairs need their token in either dialect', async (t) => {
