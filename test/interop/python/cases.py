@@ -82,18 +82,18 @@ def utc_stamp(offset_minutes):
 def signature_attacks(run, call, key, hooks):
     """Tampering, replay and clock skew through the SDK's own signing.
 
-    hooks: "session" (the requests Session class the SDK sends with), "nonce" and "clock"
+    hooks: "transport" (the HTTP client class whose send() the SDK calls), "nonce" and "clock"
     ((owner, name, wrap) of the functions the SDK takes the nonce and the time from).
     """
     describe = {"KeyId": key}
-    session = hooks["session"]
-    original_send = session.send
+    transport = hooks["transport"]
+    original_send = transport.send
 
     def tamper_query(self, prepared, **kwargs):
         prepared.url = prepared.url.replace("KeyId=", "KeyId=x", 1)
         return original_send(self, prepared, **kwargs)
 
-    with patched(session, "send", tamper_query):
+    with patched(transport, "send", tamper_query):
         run.case("tampered query", lambda: call("DescribeKey", describe))
     owner, name, wrap = hooks["nonce"]
     nonce = "interop-replayed-" + str(time.time())

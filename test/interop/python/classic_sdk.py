@@ -5,7 +5,7 @@ import json
 from aliyunsdkcore.acs_exception.exceptions import ClientException, ServerException
 from aliyunsdkcore.client import AcsClient
 from aliyunsdkcore.utils import parameter_helper
-from aliyunsdkcore.vendored.requests import Session
+from aliyunsdkcore.vendored.requests import Session as HttpClient
 
 import cases
 
@@ -54,7 +54,7 @@ def main():
     })
     same = lambda fn: fn  # noqa: E731 (module functions need no staticmethod)
     cases.signature_attacks(run, caller(config, client_for(config)), config["keyId"], {
-        "session": Session,
+        "transport": HttpClient,
         "nonce": (parameter_helper, "get_uuid", same),
         "clock": (parameter_helper, "get_iso_8061_date", same),
     })

@@ -1,7 +1,7 @@
 """The current Python SDK (alibabacloud-kms20160120, signature V3) against the emulator."""
 import re
 
-import requests
+from requests import Session as HttpClient
 from alibabacloud_kms20160120 import models
 from alibabacloud_kms20160120.client import Client
 from alibabacloud_tea_openapi.models import Config
@@ -40,15 +40,15 @@ def error_of(error):
 def v3_only(run, config, key):
     """What only V3 signs: the body hash, and the STS token header."""
     call = caller(client_for(config))
-    original_send = requests.Session.send
+    original_send = HttpClient.send
 
-    def tamper_body(session, prepared, **kwargs):
+    def tamper_body(client, prepared, **kwargs):
         prepared.body = (prepared.body or "") + "&Extra=1"
         prepared.headers["content-length"] = str(len(prepared.body))
         prepared.headers["content-type"] = "application/x-www-form-urlencoded"
-        return original_send(session, prepared, **kwargs)
+        return original_send(client, prepared, **kwargs)
 
-    with cases.patched(requests.Session, "send", tamper_body):
+    with cases.patched(HttpClient, "send", tamper_body):
         run.case("tampered body", lambda: call("DescribeKey", {"KeyId": key}))
     sts = config["sts"]
     for name, token in (("STS token", sts["securityToken"]), ("wrong STS token", "not-it")):
@@ -66,7 +66,7 @@ def main():
         "unknownKey": caller(client_for(config, access_key_id="LTAInobody")),
     })
     cases.signature_attacks(run, caller(client_for(config)), config["keyId"], {
-        "session": requests.Session,
+        "transport": HttpClient,
         "nonce": (Utils, "get_nonce", staticmethod),
         "clock": (Utils, "get_timestamp", staticmethod),
     })
