@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { kmsError } from './errors.js';
 import { decryptBlob, encryptBlob, parseBlob } from './crypto.js';
-import { primaryVersion, type KeyRecord, type KeyStore } from './store.js';
+import { primaryVersion, type KeyRecord, type KeyStore, type KeyVersionRecord } from './store.js';
 
 /** The account id the emulator puts into ARNs (Creator, Arn, KeyArn, AliasArn). */
 export const EMULATOR_ACCOUNT_ID = '1234567890123456';
@@ -55,146 +55,141 @@ export class EmulatedKms {
   }
 
   handle(action: KmsAction, params: Params): ResponseBody {
-    switch (action) {
-      case 'CreateKey':
-        return this.#createKey(params);
-      case 'DescribeKey':
-        return { KeyMetadata: this.keyMetadata(this.#key(params)) };
-      case 'ListKeys': {
-        const keys = this.#store.listKeys();
-        const page = paginate(params, keys);
-        return {
-          ...page.meta,
-          Keys: { Key: page.items.map((k) => ({ KeyId: k.keyId, KeyArn: this.keyArn(k.keyId) })) },
-        };
-      }
-      case 'EnableKey':
-        this.#store.enable(this.#key(params));
-        return {};
-      case 'DisableKey':
-        this.#store.disable(this.#key(params));
-        return {};
-      case 'ScheduleKeyDeletion': {
-        const key = this.#key(params);
-        const days = integer(params, 'PendingWindowInDays', { min: 7, max: 366 });
-        this.#store.scheduleDeletion(key, days);
-        return {};
-      }
-      case 'CancelKeyDeletion':
-        this.#store.cancelDeletion(this.#key(params));
-        return {};
-      case 'CreateKeyVersion': {
-        const key = this.#key(params);
-        const version = this.#store.rotate(key);
-        return {
-          KeyVersion: {
-            KeyId: key.keyId,
-            KeyVersionId: version.versionId,
-            CreationDate: isoDate(version.creationDate),
-          },
-        };
-      }
-      case 'ListKeyVersions': {
-        const key = this.#key(params);
-        const page = paginate(params, key.versions);
-        return {
-          ...page.meta,
-          KeyVersions: {
-            KeyVersion: page.items.map((v) => ({
-              KeyId: key.keyId,
-              KeyVersionId: v.versionId,
-              CreationDate: isoDate(v.creationDate),
-            })),
-          },
-        };
-      }
-      case 'DescribeKeyVersion': {
-        const key = this.#key(params);
-        const versionId = required(params, 'KeyVersionId');
-        const version = key.versions.find((v) => v.versionId === versionId);
-        if (!version) {
-          throw kmsError('Forbidden.ResourceNotFound', 'The specified key version is not found.');
-        }
-        return {
-          KeyVersion: {
-            KeyId: key.keyId,
-            KeyVersionId: version.versionId,
-            CreationDate: isoDate(version.creationDate),
-          },
-        };
-      }
-      case 'UpdateRotationPolicy': {
-        const key = this.#key(params);
-        const enabled = boolean(params, 'EnableAutomaticRotation');
-        const interval = params.RotationInterval;
-        if (enabled && interval === undefined && key.rotationIntervalSeconds === null) {
-          throw kmsError('MissingParameter', 'RotationInterval is required to enable rotation.');
-        }
-        this.#store.updateRotationPolicy(
-          key,
-          enabled,
-          interval === undefined ? null : rotationInterval(interval),
-        );
-        return {};
-      }
-      case 'CreateAlias': {
-        const aliasName = required(params, 'AliasName');
-        if (
-          !/^alias\/[a-zA-Z0-9:/_-]{1,249}$/.test(aliasName) ||
-          aliasName.startsWith('alias/acs')
-        ) {
-          throw kmsError(
-            'InvalidParameter',
-            'AliasName must look like alias/NAME (letters, digits, _ - / :) and not start with alias/acs.',
-          );
-        }
-        this.#store.createAlias(aliasName, this.#key(params));
-        return {};
-      }
-      case 'ListAliases': {
-        const page = paginate(params, this.#store.listAliases());
-        return {
-          ...page.meta,
-          Aliases: {
-            Alias: page.items.map((a) => ({
-              KeyId: a.keyId,
-              AliasName: a.aliasName,
-              AliasArn: `${this.arnPrefix}${a.aliasName}`,
-            })),
-          },
-        };
-      }
-      case 'Encrypt': {
-        const key = this.#usableKey(params);
-        const plaintext = Buffer.from(required(params, 'Plaintext'), 'utf8');
-        if (plaintext.length > MAX_PLAINTEXT_BYTES) {
-          throw kmsError(
-            'InvalidParameter',
-            `Plaintext must be at most ${MAX_PLAINTEXT_BYTES} bytes.`,
-          );
-        }
-        return this.#encrypt(key, plaintext, encryptionContext(params));
-      }
-      case 'GenerateDataKey': {
-        const key = this.#usableKey(params);
-        const spec = params.KeySpec;
-        if (spec !== undefined && spec !== 'AES_256' && spec !== 'AES_128') {
-          throw kmsError('InvalidParameter', 'KeySpec must be AES_256 or AES_128.');
-        }
-        const bytes =
-          params.NumberOfBytes === undefined
-            ? spec === 'AES_128'
-              ? 16
-              : 32
-            : integer(params, 'NumberOfBytes', { min: 1, max: 1024 });
-        // Like KMS: the data key travels base64-encoded, and the blob decrypts to that string.
-        const dataKey = randomBytes(bytes).toString('base64');
-        const result = this.#encrypt(key, Buffer.from(dataKey, 'utf8'), encryptionContext(params));
-        return { ...result, Plaintext: dataKey };
-      }
-      case 'Decrypt':
-        return this.#decrypt(params);
+    return this.#actions[action](params);
+  }
+
+  /** One method per action; a table keeps `handle` flat. */
+  readonly #actions: Readonly<Record<KmsAction, (params: Params) => ResponseBody>> = {
+    CreateKey: (params) => this.#createKey(params),
+    DescribeKey: (params) => ({ KeyMetadata: this.keyMetadata(this.#key(params)) }),
+    ListKeys: (params) => this.#listKeys(params),
+    EnableKey: (params) => {
+      this.#store.enable(this.#key(params));
+      return {};
+    },
+    DisableKey: (params) => {
+      this.#store.disable(this.#key(params));
+      return {};
+    },
+    ScheduleKeyDeletion: (params) => {
+      const key = this.#key(params);
+      this.#store.scheduleDeletion(
+        key,
+        integer(params, 'PendingWindowInDays', { min: 7, max: 366 }),
+      );
+      return {};
+    },
+    CancelKeyDeletion: (params) => {
+      this.#store.cancelDeletion(this.#key(params));
+      return {};
+    },
+    CreateKeyVersion: (params) => {
+      const key = this.#key(params);
+      return { KeyVersion: keyVersion(key, this.#store.rotate(key)) };
+    },
+    ListKeyVersions: (params) => this.#listKeyVersions(params),
+    DescribeKeyVersion: (params) => this.#describeKeyVersion(params),
+    UpdateRotationPolicy: (params) => this.#updateRotationPolicy(params),
+    CreateAlias: (params) => this.#createAlias(params),
+    ListAliases: (params) => this.#listAliases(params),
+    Encrypt: (params) => this.#encryptAction(params),
+    GenerateDataKey: (params) => this.#generateDataKey(params),
+    Decrypt: (params) => this.#decrypt(params),
+  };
+
+  #listKeys(params: Params): ResponseBody {
+    const page = paginate(params, this.#store.listKeys());
+    return {
+      ...page.meta,
+      Keys: { Key: page.items.map((k) => ({ KeyId: k.keyId, KeyArn: this.keyArn(k.keyId) })) },
+    };
+  }
+
+  #listKeyVersions(params: Params): ResponseBody {
+    const key = this.#key(params);
+    const page = paginate(params, key.versions);
+    return {
+      ...page.meta,
+      KeyVersions: { KeyVersion: page.items.map((v) => keyVersion(key, v)) },
+    };
+  }
+
+  #describeKeyVersion(params: Params): ResponseBody {
+    const key = this.#key(params);
+    const versionId = required(params, 'KeyVersionId');
+    const version = key.versions.find((v) => v.versionId === versionId);
+    if (!version) {
+      throw kmsError('Forbidden.ResourceNotFound', 'The specified key version is not found.');
     }
+    return { KeyVersion: keyVersion(key, version) };
+  }
+
+  #updateRotationPolicy(params: Params): ResponseBody {
+    const key = this.#key(params);
+    const enabled = boolean(params, 'EnableAutomaticRotation');
+    const interval = params.RotationInterval;
+    if (enabled && interval === undefined && key.rotationIntervalSeconds === null) {
+      throw kmsError('MissingParameter', 'RotationInterval is required to enable rotation.');
+    }
+    this.#store.updateRotationPolicy(
+      key,
+      enabled,
+      interval === undefined ? null : rotationInterval(interval),
+    );
+    return {};
+  }
+
+  #createAlias(params: Params): ResponseBody {
+    const aliasName = required(params, 'AliasName');
+    if (!/^alias\/[a-zA-Z0-9:/_-]{1,249}$/.test(aliasName) || aliasName.startsWith('alias/acs')) {
+      throw kmsError(
+        'InvalidParameter',
+        'AliasName must look like alias/NAME (letters, digits, _ - / :) and not start with alias/acs.',
+      );
+    }
+    this.#store.createAlias(aliasName, this.#key(params));
+    return {};
+  }
+
+  #listAliases(params: Params): ResponseBody {
+    const page = paginate(params, this.#store.listAliases());
+    return {
+      ...page.meta,
+      Aliases: {
+        Alias: page.items.map((a) => ({
+          KeyId: a.keyId,
+          AliasName: a.aliasName,
+          AliasArn: `${this.arnPrefix}${a.aliasName}`,
+        })),
+      },
+    };
+  }
+
+  #encryptAction(params: Params): ResponseBody {
+    const key = this.#usableKey(params);
+    const plaintext = Buffer.from(required(params, 'Plaintext'), 'utf8');
+    if (plaintext.length > MAX_PLAINTEXT_BYTES) {
+      throw kmsError('InvalidParameter', `Plaintext must be at most ${MAX_PLAINTEXT_BYTES} bytes.`);
+    }
+    return this.#encrypt(key, plaintext, encryptionContext(params));
+  }
+
+  #generateDataKey(params: Params): ResponseBody {
+    const key = this.#usableKey(params);
+    const spec = params.KeySpec;
+    if (spec !== undefined && spec !== 'AES_256' && spec !== 'AES_128') {
+      throw kmsError('InvalidParameter', 'KeySpec must be AES_256 or AES_128.');
+    }
+    const bytes =
+      params.NumberOfBytes === undefined
+        ? spec === 'AES_128'
+          ? 16
+          : 32
+        : integer(params, 'NumberOfBytes', { min: 1, max: 1024 });
+    // Like KMS: the data key travels base64-encoded, and the blob decrypts to that string.
+    const dataKey = randomBytes(bytes).toString('base64');
+    const result = this.#encrypt(key, Buffer.from(dataKey, 'utf8'), encryptionContext(params));
+    return { ...result, Plaintext: dataKey };
   }
 
   /** DescribeKey's KeyMetadata; like KMS, fields that do not apply are left out. */
@@ -227,26 +222,32 @@ export class EmulatedKms {
   }
 
   #createKey(params: Params): ResponseBody {
-    const keySpec = params.KeySpec ?? 'Aliyun_AES_256';
-    if (keySpec !== 'Aliyun_AES_256') {
-      throw kmsError('InvalidParameter', 'The emulator supports KeySpec Aliyun_AES_256 only.');
-    }
-    const keyUsage = params.KeyUsage ?? 'ENCRYPT/DECRYPT';
-    if (keyUsage !== 'ENCRYPT/DECRYPT') {
-      throw kmsError('InvalidParameter', 'The emulator supports KeyUsage ENCRYPT/DECRYPT only.');
-    }
-    const origin = params.Origin ?? 'Aliyun_KMS';
-    if (origin !== 'Aliyun_KMS' && origin !== 'EXTERNAL') {
-      throw kmsError('InvalidParameter', 'Origin must be Aliyun_KMS or EXTERNAL.');
-    }
-    const protectionLevel = params.ProtectionLevel ?? 'SOFTWARE';
-    if (protectionLevel !== 'SOFTWARE' && protectionLevel !== 'HSM') {
-      throw kmsError('InvalidParameter', 'ProtectionLevel must be SOFTWARE or HSM.');
-    }
+    oneOf(
+      params,
+      'KeySpec',
+      ['Aliyun_AES_256'],
+      'The emulator supports KeySpec Aliyun_AES_256 only.',
+    );
+    oneOf(
+      params,
+      'KeyUsage',
+      ['ENCRYPT/DECRYPT'],
+      'The emulator supports KeyUsage ENCRYPT/DECRYPT only.',
+    );
+    const origin = oneOf(
+      params,
+      'Origin',
+      ['Aliyun_KMS', 'EXTERNAL'] as const,
+      'Origin must be Aliyun_KMS or EXTERNAL.',
+    );
+    const protectionLevel = oneOf(
+      params,
+      'ProtectionLevel',
+      ['SOFTWARE', 'HSM'],
+      'ProtectionLevel must be SOFTWARE or HSM.',
+    );
     const automaticRotation =
-      params.EnableAutomaticRotation === undefined
-        ? false
-        : boolean(params, 'EnableAutomaticRotation');
+      params.EnableAutomaticRotation !== undefined && boolean(params, 'EnableAutomaticRotation');
     const interval =
       params.RotationInterval === undefined ? null : rotationInterval(params.RotationInterval);
     if (automaticRotation && interval === null) {
@@ -331,6 +332,26 @@ export function isoDate(ms: number): string {
   return new Date(ms).toISOString().replace(/\.\d{3}Z$/, 'Z');
 }
 
+function keyVersion(key: KeyRecord, version: KeyVersionRecord): ResponseBody {
+  return {
+    KeyId: key.keyId,
+    KeyVersionId: version.versionId,
+    CreationDate: isoDate(version.creationDate),
+  };
+}
+
+/** An optional parameter limited to a few values; the first is the default. */
+function oneOf<const T extends string>(
+  params: Params,
+  name: string,
+  allowed: readonly [T, ...T[]],
+  message: string,
+): T {
+  const value = params[name] ?? allowed[0];
+  if (!(allowed as readonly string[]).includes(value)) throw kmsError('InvalidParameter', message);
+  return value as T;
+}
+
 function required(params: Params, name: string): string {
   const value = params[name];
   if (value === undefined || value === '') {
@@ -354,8 +375,9 @@ function integer(params: Params, name: string, range: { min: number; max: number
   return value;
 }
 
+/** Case-insensitive like the gateway: the current Python SDK sends Python's "True"/"False". */
 function boolean(params: Params, name: string): boolean {
-  const raw = required(params, name);
+  const raw = required(params, name).toLowerCase();
   if (raw !== 'true' && raw !== 'false') {
     throw kmsError('InvalidParameter', `${name} must be true or false.`);
   }

@@ -17,9 +17,18 @@ export const KMS_ERRORS = {
   },
   SignatureDoesNotMatch: {
     status: 400,
-    message: 'Specified signature is not matched with our calculation.',
+    // The classic SDKs split the message at ':' to compare the server's string to sign.
+    message: 'Specified signature is not matched with our calculation. server string to sign is:',
+  },
+  IncompleteSignature: {
+    status: 400,
+    message: 'The request signature does not conform to Aliyun standards.',
   },
   SignatureNonceUsed: { status: 400, message: 'Specified signature nonce was used already.' },
+  'InvalidSecurityToken.MismatchWithAccessKey': {
+    status: 400,
+    message: 'The security token does not belong to the access key.',
+  },
   'InvalidTimeStamp.Expired': {
     status: 400,
     message: 'Specified time stamp or date value is expired.',

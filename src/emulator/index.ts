@@ -1,7 +1,9 @@
 /**
  * A local, wire-compatible Alibaba Cloud KMS (API 2016-01-20) for development and tests.
  *
- * Layers: signature.ts/auth.ts (POP signature v1.0, nonce and Timestamp checks) →
+ * Layers: request.ts (parameters from the query, a form or JSON body; action and version
+ * from parameters or x-acs-* headers) → signature.ts/signature-v3.ts/auth.ts (POP
+ * signature v1.0 and V3 ACS3-HMAC-SHA256, nonce, Timestamp/x-acs-date and STS token checks) →
  * http.ts (node:http, KMS JSON errors, /_emulator/ admin routes) → faults.ts (injected
  * latency, errors, dropped sockets, denied access keys) → actions.ts (the KMS actions) →
  * store.ts (keys, versions, aliases, state rules) + crypto.ts (AES-256-GCM blobs) →
@@ -75,50 +77,43 @@ export interface RunningEmulator {
   close(): Promise<void>;
 }
 
+/**
+ * Idle keep-alive connections stay open as long as cloud gateways keep them (at least 60 s):
+ * an SDK that reuses a socket the server has just closed gets ECONNRESET. headersTimeout is
+ * above it (a request's headers, counted from its first byte, never outlive an idle socket)
+ * and requestTimeout bounds a whole request from a slow or hostile client.
+ */
+export const KEEP_ALIVE_TIMEOUT_MS = 65_000;
+export const HEADERS_TIMEOUT_MS = 66_000;
+export const REQUEST_TIMEOUT_MS = 120_000;
+/** Open connections at once (idle ones count): bounds what a client can hold. */
+export const MAX_CONNECTIONS = 1024;
+
 export async function startEmulator(options: EmulatorOptions = {}): Promise<RunningEmulator> {
   const now = options.now ?? Date.now;
-  const regionId = options.regionId ?? 'cn-hangzhou';
   const accessKeys = options.accessKeys?.length ? options.accessKeys : [generateAccessKey()];
   const firstKey = accessKeys[0];
   if (!firstKey) throw new Error('unreachable: at least one access key');
-  const statePath = options.statePath;
-  const store = new KeyStore(now, statePath === undefined ? undefined : loadState(statePath));
-  const persist = (): void => {
-    if (store.takeChanges() && statePath !== undefined) saveState(statePath, store.snapshot());
-  };
-  const keyIds = (options.keys ?? []).map((id) =>
-    id !== '' && store.has(id) ? id : store.createKey(id === '' ? {} : { keyId: id }).keyId,
-  );
-  persist();
+  const state = openStore(options.statePath, now);
+  const keyIds = seedKeys(state.store, options.keys ?? []);
+  state.persist();
 
-  const api = new EmulatedKms(store, regionId);
+  const regionId = options.regionId ?? 'cn-hangzhou';
+  const api = new EmulatedKms(state.store, regionId);
   const faults = new FaultState(options.random);
   const counts = new Map<string, number>();
   const closed = new AbortController();
   const handler = createRequestHandler({
     api,
-    store,
+    store: state.store,
     auth: new RequestAuthenticator(accessKeys, options.timestampClock ?? now),
     faults,
     counts,
-    persist,
+    persist: state.persist,
     logger: options.logger,
     closed: closed.signal,
   });
-  const server: Server = options.tls
-    ? createHttpsServer({ cert: options.tls.cert, key: options.tls.key }, handler)
-    : createHttpServer(handler);
-  const host = options.host ?? '127.0.0.1';
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(options.port ?? 0, host, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
-  const { port } = server.address() as AddressInfo;
-  const protocol = options.tls ? 'https' : 'http';
-  const endpoint = `${host.includes(':') ? `[${host}]` : host}:${port}`;
+  const { server, endpoint, protocol } = await listen(options, handler);
   options.logger?.info({ endpoint, protocol, regionId }, 'kms-emulator listening');
 
   let closing: Promise<void> | undefined;
@@ -138,9 +133,9 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Runn
       return total;
     },
     importKeyMaterial(keyId, importOptions = {}): void {
-      const key: KeyRecord = store.resolve(keyId, api.arnPrefix);
-      store.importMaterial(key, importOptions.expireTime ?? null);
-      persist();
+      const key: KeyRecord = state.store.resolve(keyId, api.arnPrefix);
+      state.store.importMaterial(key, importOptions.expireTime ?? null);
+      state.persist();
     },
     close(): Promise<void> {
       closed.abort();
@@ -155,6 +150,51 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Runn
       return closing;
     },
   };
+}
+
+/** Seeds Enabled keys with these ids (a generated id for ''), keeping those already stored. */
+function seedKeys(store: KeyStore, ids: readonly string[]): string[] {
+  return ids.map((id) =>
+    id !== '' && store.has(id) ? id : store.createKey(id === '' ? {} : { keyId: id }).keyId,
+  );
+}
+
+/** The key store, loaded from and saved to the state file when there is one. */
+function openStore(
+  statePath: string | undefined,
+  now: () => number,
+): { store: KeyStore; persist: () => void } {
+  const store = new KeyStore(now, statePath === undefined ? undefined : loadState(statePath));
+  const persist = (): void => {
+    if (store.takeChanges() && statePath !== undefined) saveState(statePath, store.snapshot());
+  };
+  return { store, persist };
+}
+
+async function listen(
+  options: EmulatorOptions,
+  handler: ReturnType<typeof createRequestHandler>,
+): Promise<{ server: Server; endpoint: string; protocol: 'http' | 'https' }> {
+  const timeouts = {
+    keepAliveTimeout: KEEP_ALIVE_TIMEOUT_MS,
+    headersTimeout: HEADERS_TIMEOUT_MS,
+    requestTimeout: REQUEST_TIMEOUT_MS,
+  };
+  const server: Server = options.tls
+    ? createHttpsServer({ ...timeouts, cert: options.tls.cert, key: options.tls.key }, handler)
+    : createHttpServer(timeouts, handler);
+  server.maxConnections = MAX_CONNECTIONS;
+  const host = options.host ?? '127.0.0.1';
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.port ?? 0, host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const { port } = server.address() as AddressInfo;
+  const endpoint = `${host.includes(':') ? `[${host}]` : host}:${port}`;
+  return { server, endpoint, protocol: options.tls ? 'https' : 'http' };
 }
 
 /** An access key pair shaped like Alibaba Cloud's (LTAI… id, 30-character secret). */

@@ -264,15 +264,13 @@ export class KeyStore {
     return key.origin === 'EXTERNAL' && (expired || !hasMaterial(key));
   }
 
+  /** The key after its due time-driven transitions; undefined once deleted. */
   #fresh(keyId: string): KeyRecord | undefined {
     const key = this.#keys.get(keyId);
     if (!key) return undefined;
     const now = this.#now();
     if (key.state === 'PendingDeletion' && key.deleteDate !== null && key.deleteDate <= now) {
-      this.#keys.delete(keyId);
-      this.#changed = true;
-      for (const [name, alias] of this.#aliases)
-        if (alias.keyId === keyId) this.#aliases.delete(name);
+      this.#delete(keyId);
       return undefined;
     }
     if (this.#awaitsMaterial(key) && (key.state === 'Enabled' || key.state === 'Disabled')) {
@@ -280,13 +278,24 @@ export class KeyStore {
       key.state = 'PendingImport';
       this.#changed = true;
     }
-    const next = this.nextRotationDate(key);
-    if (next !== null && next <= now && key.state === 'Enabled' && key.origin !== 'EXTERNAL') {
-      // One new version, dated at the latest rotation that fell due (not one per missed interval).
-      const intervalMs = (key.rotationIntervalSeconds ?? 1) * 1000;
-      this.#addVersion(key, next + Math.floor((now - next) / intervalMs) * intervalMs);
-    }
+    this.#rotateIfDue(key, now);
     return key;
+  }
+
+  #delete(keyId: string): void {
+    this.#keys.delete(keyId);
+    this.#changed = true;
+    for (const [name, alias] of this.#aliases) {
+      if (alias.keyId === keyId) this.#aliases.delete(name);
+    }
+  }
+
+  #rotateIfDue(key: KeyRecord, now: number): void {
+    const next = this.nextRotationDate(key);
+    if (next === null || next > now || key.state !== 'Enabled' || key.origin === 'EXTERNAL') return;
+    // One new version, dated at the latest rotation that fell due (not one per missed interval).
+    const intervalMs = (key.rotationIntervalSeconds ?? 1) * 1000;
+    this.#addVersion(key, next + Math.floor((now - next) / intervalMs) * intervalMs);
   }
 }
 

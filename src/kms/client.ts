@@ -175,6 +175,36 @@ function toMetadata(response: unknown): KmsKeyMetadata {
   };
 }
 
+/**
+ * True for a connection that broke before any answer: "socket hang up" or a reset of the
+ * request itself (ECONNRESET/EPIPE). An error while reading a started answer ("aborted")
+ * is not one. This is what a reused keep-alive socket gives when the server closed it while
+ * idle, just as the next request went out.
+ */
+export function isStaleConnectionError(error: unknown): boolean {
+  if (typeof error !== 'object' || error === null) return false;
+  const { code, message } = error as { code?: unknown; message?: unknown };
+  return (code === 'ECONNRESET' || code === 'EPIPE') && message !== 'aborted';
+}
+
+/**
+ * Runs `work` again at once, once, when its connection broke before any answer. The SDK
+ * keeps sockets alive between polls and a gateway closes idle ones (cloud gateways after
+ * about 60 s), so a poll can pick a socket being closed. The SDK does not say whether the
+ * socket was reused, so the error kind decides: the calls made here are idempotent reads,
+ * Node drops the broken socket from its pool so the retry gets a fresh connection, and a
+ * KMS that really resets connections still fails after two attempts (no loop, no backoff
+ * here: the monitor's own backoff applies to that failure).
+ */
+export async function retryOnStaleConnection<T>(work: () => Promise<T>): Promise<T> {
+  try {
+    return await work();
+  } catch (error) {
+    if (!isStaleConnectionError(error)) throw error;
+    return await work();
+  }
+}
+
 export function createKmsClient(kms: KmsSettings, options: KmsClientOptions = {}): KmsClient {
   const connectTimeout = options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
   const readTimeout = options.readTimeoutMs ?? DEFAULT_READ_TIMEOUT_MS;
@@ -196,7 +226,7 @@ export function createKmsClient(kms: KmsSettings, options: KmsClientOptions = {}
 
   async function call<T>(work: () => Promise<T>): Promise<T> {
     try {
-      return await work();
+      return await retryOnStaleConnection(work);
     } catch (error) {
       throw toKmsError(error);
     }

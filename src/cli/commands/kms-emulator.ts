@@ -54,29 +54,43 @@ export function kmsEmulatorCommand(ctx: CliContext): Command {
     } catch (error) {
       throw listenError(error, '--port', options.port ?? 0);
     }
-    const keys = emulator.keyIds;
-    const exampleKey = keys[0] ?? 'KEY_ID';
-    ctx.stdout.write(
-      [
-        `kms-emulator listening on ${emulator.url}`,
-        `  endpoint:          ${emulator.endpoint}`,
-        `  protocol:          ${emulator.protocol}`,
-        `  region:            ${emulator.regionId}`,
-        `  access key id:     ${emulator.accessKeyId}`,
-        `  access key secret: ${emulator.accessKeySecret}`,
-        `  keys:              ${keys.length > 0 ? keys.join(', ') : '(none; create one with CreateKey)'}`,
-        `  faults:            POST|DELETE ${emulator.url}/_emulator/faults, GET ${emulator.url}/_emulator/keys`,
-        'Try:',
-        `  ALIBABA_CLOUD_ACCESS_KEY_ID=${emulator.accessKeyId} ALIBABA_CLOUD_ACCESS_KEY_SECRET=${emulator.accessKeySecret} \\`,
-        `    kms-secret-guard check --kms-key-id ${exampleKey} --kms-endpoint ${emulator.endpoint} --kms-protocol ${emulator.protocol}`,
-        '',
-      ].join('\n'),
-    );
+    ctx.stdout.write(banner(emulator));
     await untilStopped(ctx.stopSignal);
     await emulator.close();
     ctx.stdout.write('kms-emulator stopped\n');
     ctx.exitCode = 0;
   });
+}
+
+function banner(emulator: RunningEmulator): string {
+  const keys = emulator.keyIds;
+  const exampleKey = keys[0] ?? 'KEY_ID';
+  return [
+    `kms-emulator listening on ${emulator.url}`,
+    `  endpoint:          ${emulator.endpoint}`,
+    `  protocol:          ${emulator.protocol}`,
+    `  region:            ${emulator.regionId}`,
+    `  access key id:     ${emulator.accessKeyId}`,
+    `  access key secret: ${emulator.accessKeySecret}`,
+    `  keys:              ${keys.length > 0 ? keys.join(', ') : '(none; create one with CreateKey)'}`,
+    `  faults:            POST|DELETE ${emulator.url}/_emulator/faults, GET ${emulator.url}/_emulator/keys`,
+    'Try:',
+    `  ALIBABA_CLOUD_ACCESS_KEY_ID=${emulator.accessKeyId} ALIBABA_CLOUD_ACCESS_KEY_SECRET=${emulator.accessKeySecret} \\`,
+    `    kms-secret-guard check --kms-key-id ${exampleKey} --kms-endpoint ${emulator.endpoint} --kms-protocol ${emulator.protocol}`,
+    ...sdkSettings(emulator),
+    '',
+  ].join('\n');
+}
+
+/** The one setting every official SDK needs to reach the emulator (full examples in the docs). */
+function sdkSettings(emulator: RunningEmulator): string[] {
+  const { endpoint, protocol, regionId, accessKeyId, accessKeySecret } = emulator;
+  return [
+    'SDK clients (Python, Go, Node; V3 and v1.0 signatures) need endpoint, protocol, region and access key:',
+    `  Python: Config(endpoint='${endpoint}', protocol='${protocol}', region_id='${regionId}', access_key_id='${accessKeyId}', access_key_secret='${accessKeySecret}')`,
+    `  Go:     &openapi.Config{Endpoint: tea.String("${endpoint}"), Protocol: tea.String("${protocol}"), RegionId: tea.String("${regionId}"), AccessKeyId: tea.String("${accessKeyId}"), AccessKeySecret: tea.String("${accessKeySecret}")}`,
+    `  Node:   new Config({ endpoint: '${endpoint}', protocol: '${protocol}', regionId: '${regionId}', accessKeyId: '${accessKeyId}', accessKeySecret: '${accessKeySecret}' })`,
+  ];
 }
 
 function emulatorOptions(flags: EmulatorFlags, ctx: CliContext, command: Command): EmulatorOptions {
