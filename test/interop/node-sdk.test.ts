@@ -1,5 +1,5 @@
 import t from 'tap';
-import { Kms, sdkFor, type KmsClient } from '../helpers/emulator.js';
+import { Kms, sdkFor, type KmsSdkClient } from '../helpers/emulator.js';
 import { assertScenario, scenario, type Results, type SdkCase } from './scenario.js';
 import { interopEmulator } from './programs.js';
 import type { RunningEmulator } from '../../src/emulator/index.js';
@@ -24,7 +24,7 @@ function resolve(results: Results, value: unknown): unknown {
   return typeof found === 'string' ? found : 'unresolved';
 }
 
-async function call(sdk: KmsClient, step: SdkCase, params: Record<string, unknown>) {
+async function call(sdk: KmsSdkClient, step: SdkCase, params: Record<string, unknown>) {
   const model = (Kms as unknown as Models)[`${step.action}Request`];
   const method = (sdk as unknown as Record<string, Method>)[camel(step.action)];
   if (!model || !method) throw new Error(`the Node SDK has no ${step.action}`);
