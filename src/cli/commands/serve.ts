@@ -8,14 +8,17 @@ import {
   type SettingName,
 } from '../../config/settings.js';
 import { createKmsClient, staticCredentialFromEnv, type CredentialLike } from '../../kms/client.js';
-import { createKeyMonitor } from '../../kms/monitor.js';
+import { createKeyMonitor, stopMonitorWithin } from '../../kms/monitor.js';
 import { createLogger } from '../../logging/logger.js';
 import { createMetrics } from '../../server/metrics.js';
 import { startServer, type RunningServer } from '../../server/serve.js';
 import { readTlsMaterial } from '../../server/tls.js';
 import { addSettingOptions, rawSettings, untilStopped, type CliContext } from '../context.js';
 
-export const SERVE_SETTINGS = Object.keys(SETTINGS) as SettingName[];
+// --listen belongs to kms-plugin.
+export const SERVE_SETTINGS = (Object.keys(SETTINGS) as SettingName[]).filter(
+  (name) => name !== 'listen',
+);
 
 /** Monitor stop waits for an in-flight KMS call; never longer than this at shutdown. */
 const MONITOR_STOP_CAP_MS = 5_000;
@@ -86,14 +89,7 @@ export async function runServe(
     logger.info({ signal: String(ctx.stopSignal.reason) }, 'stop requested');
   } finally {
     await server.close();
-    let timer: NodeJS.Timeout | undefined;
-    await Promise.race([
-      monitor.stop(),
-      new Promise<void>((resolve) => {
-        timer = setTimeout(resolve, MONITOR_STOP_CAP_MS);
-      }),
-    ]);
-    clearTimeout(timer);
+    await stopMonitorWithin(monitor, MONITOR_STOP_CAP_MS);
   }
   ctx.exitCode = 0;
 }
