@@ -88,7 +88,6 @@ const DESCRIPTIONS: Record<SettingName, string> = {
   onUnknown: 'allow (with a warning) or deny Secret writes while the key state is unknown',
   mode: 'enforce (deny while the key is unusable) or warn (allow with a warning)',
   logLevel: 'fatal, error, warn, info, debug, trace or silent',
-  listen: 'unix socket path of the KMS v2 plugin (kube-apiserver dials unix://<path>)',
 };
 
 const PLACEHOLDERS: Record<SettingName, string> = {
@@ -106,5 +105,4 @@ const PLACEHOLDERS: Record<SettingName, string> = {
   onUnknown: 'allow|deny',
   mode: 'enforce|warn',
   logLevel: 'level',
-  listen: 'path',
 };

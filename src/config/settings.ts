@@ -30,7 +30,6 @@ export const SETTINGS = {
   onUnknown: { flag: '--on-unknown', env: 'ON_UNKNOWN', default: 'allow' },
   mode: { flag: '--mode', env: 'GUARD_MODE', default: 'enforce' },
   logLevel: { flag: '--log-level', env: 'LOG_LEVEL', default: 'info' },
-  listen: { flag: '--listen', env: 'KMS_PLUGIN_SOCKET', default: '/var/run/kmsplugin/socket.sock' },
 } as const satisfies Record<string, SettingSpec>;
 
 export type SettingName = keyof typeof SETTINGS;
@@ -238,23 +237,31 @@ export interface PluginSettings {
   readonly logLevel: LogLevel;
 }
 
+/** kms-plugin's own setting (RawSettings key `listen`); the others are SETTINGS entries. */
+export const PLUGIN_SOCKET_SETTING = {
+  flag: '--listen',
+  env: 'KMS_PLUGIN_SOCKET',
+  default: '/var/run/kmsplugin/socket.sock',
+} as const satisfies SettingSpec;
+
 /** kms-plugin's health port when none is given (serve's 8080 may run on the same node). */
 export const PLUGIN_HEALTH_PORT_DEFAULT = '8081';
 /** Linux limits a unix socket path to 107 bytes (sun_path). */
 const MAX_SOCKET_PATH_BYTES = 107;
 
 function socketPath(raw: RawSettings): string {
-  const given = value(raw, 'listen') ?? '';
+  const flagged = raw.listen?.trim();
+  const given = flagged === undefined || flagged === '' ? PLUGIN_SOCKET_SETTING.default : flagged;
   // Accept the EncryptionConfiguration's `unix:///path` form too.
   const path = given.replace(/^unix:\/\//, '');
   if (!path.startsWith('/')) {
     throw new ConfigError(
-      `${label('listen')} must be an absolute unix socket path such as /var/run/kmsplugin/socket.sock (got "${given}"): fix the value and start again.`,
+      `${PLUGIN_SOCKET_SETTING.flag} / ${PLUGIN_SOCKET_SETTING.env} must be an absolute unix socket path such as /var/run/kmsplugin/socket.sock (got "${given}"): fix the value and start again.`,
     );
   }
   if (Buffer.byteLength(path) > MAX_SOCKET_PATH_BYTES) {
     throw new ConfigError(
-      `${label('listen')} is ${Buffer.byteLength(path)} bytes long; unix socket paths may have at most ${MAX_SOCKET_PATH_BYTES}: choose a shorter path.`,
+      `${PLUGIN_SOCKET_SETTING.flag} / ${PLUGIN_SOCKET_SETTING.env} is ${Buffer.byteLength(path)} bytes long; unix socket paths may have at most ${MAX_SOCKET_PATH_BYTES}: choose a shorter path.`,
     );
   }
   return path;

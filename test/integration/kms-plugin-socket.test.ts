@@ -166,6 +166,11 @@ t.test('bad configuration exits 2 with one line naming the setting', async (t) =
       /--max-staleness/,
     ],
   ];
+  const fromEnv = await runPluginCli(['--kms-key-id', 'k', '--kms-region', 'cn-hangzhou'], {
+    KMS_PLUGIN_SOCKET: 'relative.sock',
+  });
+  t.equal(fromEnv.code, 2, 'KMS_PLUGIN_SOCKET is read: exit 2 for a relative path');
+  t.match(fromEnv.stderr, /got "relative\.sock"/, 'KMS_PLUGIN_SOCKET is read: names the value');
   for (const [what, args, message] of cases) {
     const result = await runPluginCli(args);
     t.equal(result.code, 2, `${what}: exit 2`);

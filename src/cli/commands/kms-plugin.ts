@@ -1,9 +1,10 @@
 import type { Writable } from 'node:stream';
-import { Command } from 'commander';
+import { Command, Option } from 'commander';
 import { ConfigError } from '../../config/errors.js';
 import {
   parsePluginSettings,
   PLUGIN_HEALTH_PORT_DEFAULT,
+  PLUGIN_SOCKET_SETTING,
   type PluginSettings,
   type SettingName,
 } from '../../config/settings.js';
@@ -19,7 +20,6 @@ export const PLUGIN_SETTINGS: readonly SettingName[] = [
   'kmsRegion',
   'kmsEndpoint',
   'kmsProtocol',
-  'listen',
   'healthPort',
   'refreshInterval',
   'maxStaleness',
@@ -78,8 +78,22 @@ export function kmsPluginCommand(ctx: CliContext): Command {
     "Run a Kubernetes KMS v2 plugin backed by Alibaba Cloud KMS: gRPC (Status, Encrypt, Decrypt) on the unix socket --listen, whose key_id <KeyId>/<KeyVersionId> follows the key's primary version so kube-apiserver re-keys after a rotation; /livez, /readyz, /healthz/kms and /metrics over HTTP on 127.0.0.1:--health-port. Stops gracefully on SIGTERM/SIGINT.",
   );
   addSettingOptions(command, PLUGIN_SETTINGS, { healthPort: PLUGIN_HEALTH_PORT_DEFAULT });
+  command.addOption(
+    new Option(
+      `${PLUGIN_SOCKET_SETTING.flag} <path>`,
+      'unix socket path of the plugin (kube-apiserver dials unix://<path>)',
+    )
+      .env(PLUGIN_SOCKET_SETTING.env)
+      .default(PLUGIN_SOCKET_SETTING.default),
+  );
   command.action(async () => {
-    const settings = parsePluginSettings(rawSettings(command, PLUGIN_SETTINGS, ctx.env));
+    // As rawSettings does: the flag when given on the command line, else ctx.env.
+    const listen =
+      command.getOptionValueSource('listen') === 'cli'
+        ? (command.getOptionValue('listen') as string)
+        : ctx.env[PLUGIN_SOCKET_SETTING.env];
+    const raw = { ...rawSettings(command, PLUGIN_SETTINGS, ctx.env), listen };
+    const settings = parsePluginSettings(raw);
     await runKmsPlugin(ctx, settings);
   });
   return command;

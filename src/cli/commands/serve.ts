@@ -15,10 +15,7 @@ import { startServer, type RunningServer } from '../../server/serve.js';
 import { readTlsMaterial } from '../../server/tls.js';
 import { addSettingOptions, rawSettings, untilStopped, type CliContext } from '../context.js';
 
-// --listen belongs to kms-plugin.
-export const SERVE_SETTINGS = (Object.keys(SETTINGS) as SettingName[]).filter(
-  (name) => name !== 'listen',
-);
+export const SERVE_SETTINGS = Object.keys(SETTINGS) as SettingName[];
 
 /** Monitor stop waits for an in-flight KMS call; never longer than this at shutdown. */
 const MONITOR_STOP_CAP_MS = 5_000;
