@@ -2,9 +2,12 @@
 // what a key rotation does to new writes, that the guard's stamp agrees with the envelope, and
 // what a plugin restart under load costs. The real kube-apiserver is the plugin's gRPC client.
 import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import t from 'tap';
 import {
   decodeKmsV2Value,
+  REPO_ROOT,
   secretKey,
   useGuardedCluster,
   waitFor,
@@ -271,3 +274,40 @@ t.test(
     );
   },
 );
+
+t.test('the shipped static-pod manifest is a Pod the API server accepts', async (t) => {
+  const manifest = readFileSync(
+    join(REPO_ROOT, 'manifests', 'kms-plugin', 'kms-plugin.yaml'),
+    'utf8',
+  )
+    .replaceAll('<KEY_ID>', kmsOf().keyId)
+    .replaceAll('<REGION>', 'cn-hangzhou')
+    .replaceAll('<RAM_ROLE_NAME>', 'kms-plugin');
+  const dryRun = await e2e.cluster.kubectl(
+    ['create', '--dry-run=server', '-f', '-', '-o', 'json'],
+    {
+      input: manifest,
+    },
+  );
+  t.equal(dryRun.code, 0, `server-side dry-run create (${dryRun.stderr.trim()})`);
+  const pod = JSON.parse(dryRun.stdout || '{}') as {
+    spec?: { containers?: { args?: string[] }[] };
+  };
+  t.ok(
+    pod.spec?.containers?.[0]?.args?.includes('kms-plugin'),
+    'it runs kms-secret-guard kms-plugin',
+  );
+  t.ok(
+    pod.spec?.containers?.[0]?.args?.includes('--listen=/var/run/kmsplugin/socket.sock'),
+    'on the socket the EncryptionConfiguration example names',
+  );
+  const config = readFileSync(
+    join(REPO_ROOT, 'manifests', 'kms-plugin', 'encryption-config.yaml'),
+    'utf8',
+  );
+  t.match(
+    config,
+    'endpoint: unix:///var/run/kmsplugin/socket.sock',
+    'the EncryptionConfiguration example dials that socket',
+  );
+});
