@@ -28,6 +28,18 @@ const UNUSABLE_CODES: Record<UnusableReason, PluginErrorCode> = {
   MaterialExpired: 'FAILED_PRECONDITION',
 };
 
+const UNUSABLE_KEY_STATES: Partial<Record<string, UnusableReason>> = {
+  Disabled: 'Disabled',
+  PendingDeletion: 'PendingDeletion',
+  PendingImport: 'PendingImport',
+};
+
+/** The unusable state KMS last reported, when the snapshot went stale after it. */
+function lastKnownUnusable(snapshot: KeySnapshot): UnusableReason | undefined {
+  const state = snapshot.key?.keyState;
+  return state === undefined ? undefined : UNUSABLE_KEY_STATES[state];
+}
+
 /** The key_id of the snapshot's primary version, or undefined before the first answer. */
 export function snapshotKeyId(snapshot: KeySnapshot): string | undefined {
   const key = snapshot.key;
@@ -56,6 +68,14 @@ export function decideStatus(snapshot: KeySnapshot, maxStalenessMs: number): Sta
     throw new PluginError(
       'UNAVAILABLE',
       `KMS key ${snapshot.configuredKeyId} has not been read from KMS yet (${snapshot.lastFailure === undefined ? 'first lookup in progress' : `last error ${snapshot.lastFailure.code}`}); check the plugin's KMS endpoint, credentials and network (GET /healthz/kms).`,
+    );
+  }
+  const lastKnown = lastKnownUnusable(snapshot);
+  if (snapshot.status === 'unknown' && lastKnown !== undefined) {
+    // KMS last said the key cannot be used: an outage must not turn that into "keep writing".
+    throw new PluginError(
+      UNUSABLE_CODES[lastKnown],
+      `${unusableMessage(snapshot, lastKnown)} (Last known state; KMS has not answered since.)`,
     );
   }
   if (snapshot.status === 'unknown') {

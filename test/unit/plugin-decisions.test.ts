@@ -98,6 +98,12 @@ t.test('Status per key state', async (t) => {
   t.not(stale.healthz, 'ok', 'stale: healthz is not ok');
   t.match(stale.healthz, /600s.*5m/, 'stale: says how long and the limit');
 
+  const staleDisabled = unknownSnapshot('Stale');
+  const disabledFacts = { ...staleDisabled, key: keyFacts({ keyState: 'Disabled' }) };
+  const lastKnown = statusError(() => decideStatus(disabledFacts, FIVE_MINUTES));
+  t.equal(lastKnown.code, 'FAILED_PRECONDITION', 'stale after Disabled: still an error');
+  t.match(lastKnown.message, /is Disabled.*Last known state/, 'stale after Disabled: says so');
+
   const never = statusError(() => decideStatus(unknownSnapshot('NeverFetched'), FIVE_MINUTES));
   t.equal(never.code, 'UNAVAILABLE', 'never fetched: UNAVAILABLE');
   t.match(never.message, KEY_ID, 'never fetched: names the key');
