@@ -283,6 +283,18 @@ t.test('the shipped static-pod manifest is a Pod the API server accepts', async 
     .replaceAll('<KEY_ID>', kmsOf().keyId)
     .replaceAll('<REGION>', 'cn-hangzhou')
     .replaceAll('<RAM_ROLE_NAME>', 'kms-plugin');
+  // This cluster runs no controller-manager: the ServiceAccount admission needs the default SA.
+  const account = await e2e.cluster.kubectl([
+    'create',
+    'serviceaccount',
+    'default',
+    '-n',
+    'kube-system',
+  ]);
+  t.ok(
+    account.code === 0 || account.stderr.includes('AlreadyExists'),
+    'kube-system/default exists',
+  );
   const dryRun = await e2e.cluster.kubectl(
     ['create', '--dry-run=server', '-f', '-', '-o', 'json'],
     {
