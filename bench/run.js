@@ -10,7 +10,7 @@
  *   BENCH_QUICK=1 npm run bench   short run (2 repetitions, short phases, no reencrypt sweep)
  *   BENCH_STRICT=1                exit 1 when a goal fails
  *
- * Other knobs: BENCH_REPS, BENCH_DURATION_MS, BENCH_REENCRYPT=0|1, BENCH_PROFILE=1 (webhook
+ * Other knobs: BENCH_REPS, BENCH_DURATION_MS, BENCH_REENCRYPT=0|1, BENCH_ENCRYPTION=0|1 (bench/encryption.ts), BENCH_PROFILE=1 (webhook
  * under --cpu-prof, profiles in bench/profiles/), BENCH_LABEL (a note in RESULTS.md),
  * BENCH_NODE_ARGS (Node.js flags of both servers; default: the Deployment's NODE_OPTIONS),
  * BENCH_PIN=0 (no CPU pinning), BENCH_OUT (RESULTS.md path), BENCH_JSON (raw results path, default bench/results.json).
@@ -55,6 +55,7 @@ const PROFILE = process.env.BENCH_PROFILE === '1';
 /** Node.js flags of both servers: the heap settings the Deployment ships, so RSS is as in a pod. */
 const NODE_ARGS = serverNodeArgs();
 const RUN_REENCRYPT = (process.env.BENCH_REENCRYPT ?? (QUICK ? '0' : '1')) === '1';
+const RUN_ENCRYPTION = (process.env.BENCH_ENCRYPTION ?? (QUICK ? '0' : '1')) === '1';
 const OUT = process.env.BENCH_OUT ?? join(BENCH_DIR, 'RESULTS.md');
 
 /** All scenarios against one freshly started server. */
@@ -115,19 +116,20 @@ async function measureServer(server, files) {
   return result;
 }
 
-async function reencryptSweep() {
-  const script = join(BENCH_DIR, 'reencrypt.ts');
+/** Runs one TypeScript benchmark script (its last stdout line is JSON) unless disabled. */
+async function tsBench(name, enabled, announce) {
+  const script = join(BENCH_DIR, name);
   try {
     readFileSync(script);
   } catch {
     return { missing: true };
   }
-  if (!RUN_REENCRYPT) return { skipped: true };
-  log('reencrypt sweep: 10,000 Secrets against kube-apiserver (bench/reencrypt.ts)…');
+  if (!enabled) return { skipped: true };
+  log(announce);
   try {
     const { stdout } = await runNode(
       ['--import', './node_modules/@tapjs/typescript/dist/esm/import.mjs', script],
-      { timeoutMs: 600_000, env: { ...process.env, TS_NODE_TRANSPILE_ONLY: '1' } },
+      { timeoutMs: 1_200_000, env: { ...process.env, TS_NODE_TRANSPILE_ONLY: '1' } },
     );
     const lines = stdout.trim().split('\n');
     for (const line of lines.slice(0, -1)) log(`  ${line}`);
@@ -135,6 +137,22 @@ async function reencryptSweep() {
   } catch (error) {
     return { error: error instanceof Error ? error.message.slice(0, 1500) : String(error) };
   }
+}
+
+function reencryptSweep() {
+  return tsBench(
+    'reencrypt.ts',
+    RUN_REENCRYPT,
+    'reencrypt sweep: 10,000 Secrets against kube-apiserver (bench/reencrypt.ts)…',
+  );
+}
+
+function encryptionBench() {
+  return tsBench(
+    'encryption.ts',
+    RUN_ENCRYPTION,
+    'Secret writes through kube-apiserver: kms-plugin vs aesgcm vs identity (bench/encryption.ts)…',
+  );
 }
 
 async function main() {
@@ -197,6 +215,7 @@ async function main() {
   }
 
   const reencrypt = await reencryptSweep();
+  const encryption = await encryptionBench();
   const summary = summarize(runs, kms, {
     refreshIntervalSeconds: REFRESH_INTERVAL_S,
     concurrencies: CONCURRENCIES,
@@ -224,7 +243,7 @@ async function main() {
   };
   writeFileSync(
     process.env.BENCH_JSON ?? join(BENCH_DIR, 'results.json'),
-    `${JSON.stringify({ machine: machine(), settings, summary, goals: checked, reencrypt, runs, kms }, null, 2)}\n`,
+    `${JSON.stringify({ machine: machine(), settings, summary, goals: checked, reencrypt, encryption, runs, kms }, null, 2)}\n`,
   );
   let existing;
   try {
@@ -234,7 +253,10 @@ async function main() {
   }
   writeFileSync(
     OUT,
-    renderResults({ machine: machine(), settings, summary, goals: checked, reencrypt }, existing),
+    renderResults(
+      { machine: machine(), settings, summary, goals: checked, reencrypt, encryption },
+      existing,
+    ),
   );
   log(`wrote ${OUT}`);
   // Noisy machines: goals are reported, and only fail the command when asked to.

@@ -39,6 +39,7 @@ tarball="$work/$tarball"
 listing=$(tar -tzf "$tarball")
 grep -qx 'package/dist/cli/main.js' <<<"$listing" || fail "the tarball has no dist/cli/main.js (check \"files\" in package.json)"
 grep -qx 'package/manifests/base/kustomization.yaml' <<<"$listing" || fail "the tarball has no manifests/"
+grep -qx 'package/dist/plugin/proto/api.proto' <<<"$listing" || fail "the tarball has no dist/plugin/proto/api.proto (kms-plugin's gRPC API; npm run build copies it)"
 if grep -E '\.(key|pem|crt)$|(^|/)\.env$' <<<"$listing"; then
   fail "the tarball contains key or certificate material (listed above)"
 fi

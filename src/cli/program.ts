@@ -8,6 +8,7 @@ import { reencryptCommand } from './commands/reencrypt.js';
 import { certsCommand } from './commands/certs.js';
 import { kmsEmulatorCommand } from './commands/kms-emulator.js';
 import { devCommand } from './commands/dev.js';
+import { kmsPluginCommand } from './commands/kms-plugin.js';
 
 export const EXIT_OK = 0;
 export const EXIT_USAGE = 2;
@@ -32,6 +33,7 @@ export function buildProgram(ctx: CliContext): Command {
     certsCommand(ctx),
     kmsEmulatorCommand(ctx),
     devCommand(ctx),
+    kmsPluginCommand(ctx),
   ]) {
     command.exitOverride().configureOutput({
       writeOut: (text) => ctx.stdout.write(text),

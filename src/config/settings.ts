@@ -226,3 +226,59 @@ export function parseServeSettings(raw: RawSettings): ServeSettings {
     logLevel: parseLogLevel(raw),
   };
 }
+
+/** `kms-plugin`: serve's KMS, monitor and log settings, plus the socket and its own health port. */
+export interface PluginSettings {
+  readonly kms: KmsSettings;
+  readonly monitor: MonitorSettings;
+  /** Absolute path of the unix socket kube-apiserver dials. */
+  readonly socketPath: string;
+  readonly healthPort: number;
+  readonly logLevel: LogLevel;
+}
+
+/** kms-plugin's own setting (RawSettings key `listen`); the others are SETTINGS entries. */
+export const PLUGIN_SOCKET_SETTING = {
+  flag: '--listen',
+  env: 'KMS_PLUGIN_SOCKET',
+  default: '/var/run/kmsplugin/socket.sock',
+} as const satisfies SettingSpec;
+
+/** kms-plugin's health port when none is given (serve's 8080 may run on the same node). */
+export const PLUGIN_HEALTH_PORT_DEFAULT = '8081';
+/** Linux limits a unix socket path to 107 bytes (sun_path). */
+const MAX_SOCKET_PATH_BYTES = 107;
+
+function socketPath(raw: RawSettings): string {
+  const flagged = raw.listen?.trim();
+  const given = flagged === undefined || flagged === '' ? PLUGIN_SOCKET_SETTING.default : flagged;
+  // Accept the EncryptionConfiguration's `unix:///path` form too.
+  const path = given.replace(/^unix:\/\//, '');
+  if (!path.startsWith('/')) {
+    throw new ConfigError(
+      `${PLUGIN_SOCKET_SETTING.flag} / ${PLUGIN_SOCKET_SETTING.env} must be an absolute unix socket path such as /var/run/kmsplugin/socket.sock (got "${given}"): fix the value and start again.`,
+    );
+  }
+  if (Buffer.byteLength(path) > MAX_SOCKET_PATH_BYTES) {
+    throw new ConfigError(
+      `${PLUGIN_SOCKET_SETTING.flag} / ${PLUGIN_SOCKET_SETTING.env} is ${Buffer.byteLength(path)} bytes long; unix socket paths may have at most ${MAX_SOCKET_PATH_BYTES}: choose a shorter path.`,
+    );
+  }
+  return path;
+}
+
+export function parsePluginSettings(raw: RawSettings): PluginSettings {
+  const givenPort = raw.healthPort?.trim();
+  const healthPort = parsePort(
+    label('healthPort'),
+    givenPort === undefined || givenPort === '' ? PLUGIN_HEALTH_PORT_DEFAULT : givenPort,
+    { allowZero: true },
+  );
+  return {
+    kms: parseKmsSettings(raw),
+    monitor: parseMonitorSettings(raw),
+    socketPath: socketPath(raw),
+    healthPort,
+    logLevel: parseLogLevel(raw),
+  };
+}

@@ -40,6 +40,30 @@ export interface KmsClient {
   describeKey(keyId: string): Promise<KmsKeyMetadata>;
 }
 
+/** What Encrypt answered: the blob is KMS's base64 text, kept exactly as KMS sent it. */
+export interface KmsEncryptResult {
+  readonly keyId: string;
+  readonly keyVersionId: string;
+  readonly ciphertextBlob: string;
+  readonly requestId: string | undefined;
+}
+
+/** What Decrypt answered; `plaintext` is the text that was encrypted (KMS takes text). */
+export interface KmsDecryptResult {
+  readonly keyId: string;
+  readonly keyVersionId: string;
+  readonly plaintext: string;
+  readonly requestId: string | undefined;
+}
+
+/** The cryptographic calls of the KMS v2 plugin (the key monitor never makes these). */
+export interface KmsCryptoApi {
+  /** Encrypt; `keyId` may be a key id, `alias/…` or an ARN; `plaintext` is text (≤ 6 KiB). */
+  encrypt(keyId: string, plaintext: string): Promise<KmsEncryptResult>;
+  /** Decrypt; KMS finds the key and version from the blob itself. */
+  decrypt(ciphertextBlob: string): Promise<KmsDecryptResult>;
+}
+
 /** An explicit access key (tests, or credentials read from an injected environment). */
 export interface StaticCredential {
   readonly accessKeyId: string;
@@ -191,7 +215,8 @@ export function isStaleConnectionError(error: unknown): boolean {
  * Runs `work` again at once, once, when its connection broke before any answer. The SDK
  * keeps sockets alive between polls and a gateway closes idle ones (cloud gateways after
  * about 60 s), so a poll can pick a socket being closed. The SDK does not say whether the
- * socket was reused, so the error kind decides: the calls made here are idempotent reads,
+ * socket was reused, so the error kind decides: DescribeKey and Decrypt are reads and
+ * Encrypt has no side effect, so a repeat is safe;
  * Node drops the broken socket from its pool so the retry gets a fresh connection, and a
  * KMS that really resets connections still fails after two attempts (no loop, no backoff
  * here: the monitor's own backoff applies to that failure).
@@ -205,7 +230,66 @@ export async function retryOnStaleConnection<T>(work: () => Promise<T>): Promise
   }
 }
 
-export function createKmsClient(kms: KmsSettings, options: KmsClientOptions = {}): KmsClient {
+function cryptoField(body: Record<string, unknown>, name: string, action: string): string {
+  const found = optionalText(body[name] ?? body[name.charAt(0).toUpperCase() + name.slice(1)]);
+  if (found === undefined) {
+    throw new KmsError({
+      code: 'InvalidResponse',
+      message: `${action} answered without ${name.charAt(0).toUpperCase() + name.slice(1)}`,
+      transient: true,
+    });
+  }
+  return found;
+}
+
+function toEncryptResult(response: unknown): KmsEncryptResult {
+  const body = asRecord(response);
+  return {
+    keyId: cryptoField(body, 'keyId', 'Encrypt'),
+    keyVersionId: cryptoField(body, 'keyVersionId', 'Encrypt'),
+    ciphertextBlob: cryptoField(body, 'ciphertextBlob', 'Encrypt'),
+    requestId: optionalText(body.requestId ?? body.RequestId),
+  };
+}
+
+function toDecryptResult(response: unknown): KmsDecryptResult {
+  const body = asRecord(response);
+  return {
+    keyId: cryptoField(body, 'keyId', 'Decrypt'),
+    keyVersionId: cryptoField(body, 'keyVersionId', 'Decrypt'),
+    plaintext: cryptoField(body, 'plaintext', 'Decrypt'),
+    requestId: optionalText(body.requestId ?? body.RequestId),
+  };
+}
+
+type KmsSdkClient = InstanceType<typeof KmsSdk.default>;
+type SdkRuntime = Parameters<KmsSdkClient['describeKeyEx']>[1];
+
+function cryptoMethods(
+  sdk: KmsSdkClient,
+  runtime: () => SdkRuntime,
+  call: <T>(work: () => Promise<T>) => Promise<T>,
+): KmsCryptoApi {
+  return {
+    encrypt: (keyId, plaintext) =>
+      call(async () =>
+        toEncryptResult(
+          await sdk.encryptEx(new KmsSdk.EncryptRequest({ keyId, plaintext }), runtime()),
+        ),
+      ),
+    decrypt: (ciphertextBlob) =>
+      call(async () =>
+        toDecryptResult(
+          await sdk.decryptEx(new KmsSdk.DecryptRequest({ ciphertextBlob }), runtime()),
+        ),
+      ),
+  };
+}
+
+export function createKmsClient(
+  kms: KmsSettings,
+  options: KmsClientOptions = {},
+): KmsClient & KmsCryptoApi {
   const connectTimeout = options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
   const readTimeout = options.readTimeoutMs ?? DEFAULT_READ_TIMEOUT_MS;
   const config = new RpcClient.Config({
@@ -237,5 +321,6 @@ export function createKmsClient(kms: KmsSettings, options: KmsClientOptions = {}
       call(async () =>
         toMetadata(await sdk.describeKeyEx(new KmsSdk.DescribeKeyRequest({ keyId }), runtime())),
       ),
+    ...cryptoMethods(sdk, runtime, call),
   };
 }

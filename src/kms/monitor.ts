@@ -289,3 +289,15 @@ export function createKeyMonitor(options: KeyMonitorOptions): KeyMonitor {
     },
   };
 }
+
+/** Stops the monitor, waiting for its in-flight KMS call at most `capMs` (shutdown must not hang). */
+export async function stopMonitorWithin(monitor: KeyMonitor, capMs: number): Promise<void> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  await Promise.race([
+    monitor.stop(),
+    new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, capMs);
+    }),
+  ]);
+  clearTimeout(timer);
+}

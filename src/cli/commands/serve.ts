@@ -8,7 +8,7 @@ import {
   type SettingName,
 } from '../../config/settings.js';
 import { createKmsClient, staticCredentialFromEnv, type CredentialLike } from '../../kms/client.js';
-import { createKeyMonitor } from '../../kms/monitor.js';
+import { createKeyMonitor, stopMonitorWithin } from '../../kms/monitor.js';
 import { createLogger } from '../../logging/logger.js';
 import { createMetrics } from '../../server/metrics.js';
 import { startServer, type RunningServer } from '../../server/serve.js';
@@ -86,14 +86,7 @@ export async function runServe(
     logger.info({ signal: String(ctx.stopSignal.reason) }, 'stop requested');
   } finally {
     await server.close();
-    let timer: NodeJS.Timeout | undefined;
-    await Promise.race([
-      monitor.stop(),
-      new Promise<void>((resolve) => {
-        timer = setTimeout(resolve, MONITOR_STOP_CAP_MS);
-      }),
-    ]);
-    clearTimeout(timer);
+    await stopMonitorWithin(monitor, MONITOR_STOP_CAP_MS);
   }
   ctx.exitCode = 0;
 }

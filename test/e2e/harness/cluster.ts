@@ -7,6 +7,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { KubeConfig } from '@kubernetes/client-node';
 import { generateCertificates, generateClientCertificate } from '../../../src/certs/generate.js';
+import { etcdGet } from './etcd.js';
+import { prepareEncryption, type ClusterKms, type EncryptionMode } from './encryption.js';
 import { controlPlaneBinaries } from './paths.js';
 import {
   freePorts,
@@ -53,6 +55,14 @@ export interface Cluster {
   readonly workDir: string;
   /** The last lines of the etcd and kube-apiserver logs, for failure messages. */
   logTail(lines?: number): string;
+  /** How Secrets are stored: through kms-plugin (default), the in-tree aesgcm, or in clear. */
+  readonly encryption: EncryptionMode;
+  /** The emulator, key and kms-plugin behind the cluster's encryption (mode kms-plugin). */
+  readonly kms: ClusterKms | undefined;
+  /** http://127.0.0.1:PORT of etcd (plain HTTP on loopback). */
+  readonly etcdUrl: string;
+  /** What kube-apiserver stored under an etcd key (raw bytes), read from etcd itself. */
+  etcdGet(key: string): Promise<Buffer | undefined>;
 }
 
 export interface ClusterOptions {
@@ -61,6 +71,8 @@ export interface ClusterOptions {
   /** Replaces the default audit policy (YAML of audit.k8s.io/v1 Policy). */
   auditPolicy?: string;
   extraApiServerFlags?: string[];
+  /** Default kms-plugin: Secrets are encrypted at rest through `kms-secret-guard kms-plugin`. */
+  encryption?: EncryptionMode;
 }
 
 /**
@@ -92,19 +104,24 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
   reaper.atExit(removeWorkDir);
   const processes: ManagedProcess[] = [];
   let stopped = false;
+  let stopEncryption = async (): Promise<void> => undefined;
   const stop = async (): Promise<void> => {
     if (stopped) return;
     stopped = true;
     // API server first: it would otherwise spend its grace period retrying etcd.
     for (const child of [...processes].reverse()) await child.stop();
+    // The plugin last: kube-apiserver needs it until it has stopped.
+    await stopEncryption();
     reaper.killAll();
     reaper.dispose();
     removeWorkDir();
   };
+  let pluginTail = (): string => '';
   const logTail = (lines = 30): string =>
     processes
       .map((child) => `--- ${child.name} (${child.logPath})\n${child.logTail(lines)}`)
-      .join('\n');
+      .join('\n') + pluginTail();
+  const encryption = options.encryption ?? 'kms-plugin';
 
   try {
     const file = (name: string, content: string): string => {
@@ -181,6 +198,12 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
             '--audit-log-mode=blocking',
           ];
 
+    // The KMS plugin must answer before kube-apiserver starts (it calls Status at start-up).
+    const prepared = await prepareEncryption(encryption, reaper, workDir);
+    stopEncryption = () => prepared.stop();
+    const kms = prepared.kms;
+    if (kms !== undefined) pluginTail = () => `\n--- kms-plugin\n${kms.plugin.logTail(20)}`;
+
     await waitFor(
       'etcd to report healthy',
       async () => ((await httpGet(`${etcdUrl}/health`)).includes('"true"') ? true : undefined),
@@ -210,6 +233,7 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
         '--profiling=false',
         '--v=1',
         ...auditFlags,
+        ...prepared.flags,
         ...(options.extraApiServerFlags ?? []),
       ],
       { logPath: join(workDir, 'kube-apiserver.log') },
@@ -244,6 +268,10 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
       kubeConfig,
       stop,
       logTail,
+      encryption,
+      kms,
+      etcdUrl,
+      etcdGet: (key) => etcdGet(etcdUrl, key),
       async addUser(name, group) {
         const user = await generateClientCertificate(pki, {
           commonName: name,

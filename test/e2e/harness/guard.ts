@@ -68,8 +68,12 @@ export async function startGuard(
   cluster: Cluster,
   options: ServeOptions & { startServe?: boolean } = {},
 ): Promise<Guard> {
-  const emulator = await startEmulator({ keys: [''] });
-  const keyId = emulator.keyIds[0];
+  // On an encrypting cluster the guard watches the key that encrypts it (the cluster's emulator).
+  const shared = cluster.kms;
+  const emulator = shared?.emulator ?? (await startEmulator({ keys: [''] }));
+  const closeEmulator = (): Promise<void> =>
+    shared === undefined ? emulator.close() : Promise.resolve();
+  const keyId = shared?.keyId ?? emulator.keyIds[0];
   let tls: Awaited<ReturnType<typeof generateCertificates>>;
   let port: number;
   let healthPort: number;
@@ -82,10 +86,10 @@ export async function startGuard(
     });
     [port, healthPort] = (await freePorts(2)) as [number, number];
   } catch (error) {
-    await emulator.close();
+    await closeEmulator();
     throw error;
   }
-  const kms = createKmsAdmin(emulator, keyId);
+  const kms = shared?.kms ?? createKmsAdmin(emulator, keyId);
   const workDir = mkdtempSync(join(tmpdir(), 'ksg-e2e-guard-'));
   const reaper = new ProcessReaper();
   const removeWorkDir = (): void => {
@@ -196,7 +200,7 @@ export async function startGuard(
       await stopServe();
       reaper.killAll();
       reaper.dispose();
-      await emulator.close();
+      await closeEmulator();
       removeWorkDir();
     },
   };

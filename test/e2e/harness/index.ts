@@ -25,3 +25,17 @@ export {
   type WebhookConfiguration,
   type WebhookVariant,
 } from './webhooks.js';
+export {
+  KMS_PROVIDER_NAME,
+  type ClusterKms,
+  type EncryptionMode,
+  type KmsPluginProcess,
+} from './encryption.js';
+export {
+  decodeEncryptedObject,
+  decodeKmsV2Value,
+  etcdGet,
+  secretKey,
+  type EncryptedObject,
+  type KmsV2Envelope,
+} from './etcd.js';
