@@ -1,10 +1,12 @@
 /**
  * Keeps the guard's knowledge of the KMS key fresh off the hot path: one DescribeKey per
- * refresh interval, backoff with full jitter on transient failures, and a snapshot that is
+ * refresh interval, backoff with equal jitter on transient failures, and a snapshot that is
  * computed from memory (never I/O) so admission requests never wait for KMS.
  */
 import type { Logger } from 'pino';
 import type { KmsSettings, MonitorSettings } from '../config/settings.js';
+import { systemClock, type Clock } from '../time/clock.js';
+import { backoffDelayMs, type BackoffPolicy } from '../time/retry.js';
 import { createKmsClient, type KmsApi } from './client.js';
 import { KmsError, LOCAL_ERROR_CODES, toKmsError } from './errors.js';
 import {
@@ -23,13 +25,6 @@ export type KmsCallObserver = (call: {
   result: string;
   durationSeconds: number;
 }) => void;
-
-/** The timer functions the monitor uses; tests pass a fake clock. */
-export interface MonitorClock {
-  now(): number;
-  setTimeout(callback: () => void, ms: number): unknown;
-  clearTimeout(handle: unknown): void;
-}
 
 export interface KeyMonitor extends KeySnapshotSource {
   /** Begins periodic refresh (the first lookup starts at once). */
@@ -50,7 +45,8 @@ export interface KeyMonitorOptions {
   readonly api?: KmsApi;
   /** Metrics hook, called once per KMS call. */
   readonly onKmsCall?: KmsCallObserver;
-  readonly clock?: MonitorClock;
+  /** Default: the system clock; tests pass a fake one. */
+  readonly clock?: Clock;
   /** Jitter source in [0, 1). */
   readonly random?: () => number;
   /** Deadline of one lookup, above the client's own timeouts (default 10 s). */
@@ -66,38 +62,20 @@ export const BACKOFF_BASE_MS = 1000;
 export const BACKOFF_CAP_INTERVALS = 1;
 export const DEFAULT_LOOKUP_TIMEOUT_MS = 10_000;
 
-const systemClock: MonitorClock = {
-  now: () => Date.now(),
-  setTimeout: (callback, ms) => {
-    const handle = setTimeout(callback, ms);
-    // A forgotten monitor must not keep the process alive.
-    handle.unref();
-    return handle;
-  },
-  clearTimeout: (handle) => {
-    clearTimeout(handle as NodeJS.Timeout);
-  },
-};
-
 /**
- * Delay before retry number `failures` (1-based): exponential with jitter, random in
- * [ceiling/2, ceiling] where ceiling = min(cap, base·2^(failures-1)) ("equal jitter"):
- * retries of many replicas spread out, yet even unlucky draws keep a long outage at no more
- * than twice the normal polling rate against the shared per-account KMS QPS budget.
+ * The monitor's retry delays: equal jitter ([ceiling/2, ceiling], ceiling =
+ * min(cap, base·2^(failures-1))), first ceiling BACKOFF_BASE_MS or the refresh interval if
+ * shorter, capped at one refresh interval and half the max staleness: retries of many
+ * replicas spread out, yet even unlucky draws keep a long outage at no more than twice the
+ * normal polling rate against the shared per-account KMS QPS budget.
  */
-export function backoffDelayMs(
-  failures: number,
-  settings: MonitorSettings,
-  random: () => number,
-): number {
-  const base = Math.min(BACKOFF_BASE_MS, settings.refreshIntervalMs);
-  const cap = Math.max(
-    base,
+export function monitorBackoff(settings: MonitorSettings): BackoffPolicy {
+  const baseMs = Math.min(BACKOFF_BASE_MS, settings.refreshIntervalMs);
+  const maxMs = Math.max(
+    baseMs,
     Math.min(BACKOFF_CAP_INTERVALS * settings.refreshIntervalMs, settings.maxStalenessMs / 2),
   );
-  const ceiling = Math.min(cap, base * 2 ** Math.min(Math.max(failures, 1) - 1, 30));
-  const floor = ceiling / 2;
-  return Math.round(floor + Math.min(Math.max(random(), 0), 1) * (ceiling - floor));
+  return { baseMs, maxMs };
 }
 
 function stateKey(snapshot: KeySnapshot): string {
@@ -185,7 +163,7 @@ export function createKeyMonitor(options: KeyMonitorOptions): KeyMonitor {
 
   function nextDelayMs(outcome: KeyLookupOutcome): number {
     if (outcome.kind === 'failed' && outcome.failure.transient === true) {
-      return backoffDelayMs(consecutiveFailures, settings, random);
+      return backoffDelayMs(consecutiveFailures, monitorBackoff(settings), random);
     }
     return settings.refreshIntervalMs;
   }

@@ -1,13 +1,19 @@
 import http from 'node:http';
 import https from 'node:https';
+import { StringDecoder } from 'node:string_decoder';
 import type { KubeConfig } from '@kubernetes/client-node';
+import { foregroundClock, type Clock } from '../time/clock.js';
+import { DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_REQUEST_DEADLINE_MS } from './limits.js';
 import { STAMP_ANNOTATIONS } from './plan.js';
 import { failureKindOfStatus, parseRetryAfter, type FailureKind } from './retry.js';
 
 /**
  * A tiny Kubernetes client for Secret METADATA only. Every request asks for
  * PartialObjectMetadata, so the API server never sends `data`; a response of any other kind
- * is refused before it is looked at.
+ * is refused before it is looked at. It trusts the server no further than it must: each
+ * response is capped in bytes (counted as they arrive), each request has a wall-clock
+ * deadline, list items that carry Secret data are refused, and errors keep only the HTTP
+ * status and a Status `message`, never the raw body.
  */
 
 const METADATA_LIST_ACCEPT = 'application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1';
@@ -28,6 +34,8 @@ export interface SecretMetadata extends SecretRef {
 
 export interface SecretMetadataPage {
   readonly items: readonly SecretMetadata[];
+  /** Items the server sent WITH `data`/`stringData` (names only: the rest was dropped). */
+  readonly refused?: readonly SecretRef[];
   readonly continueToken: string | undefined;
   /** The server's estimate of items after this page (absent with selectors). */
   readonly remainingItemCount: number | undefined;
@@ -72,22 +80,39 @@ export interface SecretMetadataClientOptions {
   readonly userAgent: string;
   /** Upper bound of parallel connections (the sweep's concurrency plus the lister). */
   readonly maxSockets: number;
-  readonly timeoutMs?: number;
-  readonly now?: () => number;
+  /** Wall-clock deadline of one request, first byte to last (default DEFAULT_REQUEST_DEADLINE_MS). */
+  readonly deadlineMs?: number;
+  /** Largest response body accepted (default DEFAULT_MAX_RESPONSE_BYTES). */
+  readonly maxResponseBytes?: number;
+  readonly clock?: Clock;
 }
+
+/** Error bodies are only read for a Status message: a larger one is not read at all. */
+const MAX_ERROR_BODY_BYTES = 64 * 1024;
+/** A Status message longer than this is cut (it lands in the Job's log). */
+const MAX_STATUS_MESSAGE_CHARS = 1000;
 
 interface RawResponse {
   readonly status: number;
   readonly headers: http.IncomingHttpHeaders;
-  readonly body: string;
+  /** Undefined when an error body was over MAX_ERROR_BODY_BYTES (it was not read). */
+  readonly body: string | undefined;
+}
+
+/** The response was larger than the cap: thrown while the bytes arrive. */
+class ResponseTooLarge extends Error {
+  constructor(readonly limitBytes: number) {
+    super(`response over ${limitBytes} bytes`);
+  }
 }
 
 export function createSecretMetadataClient(
   options: SecretMetadataClientOptions,
 ): SecretMetadataClient {
   const { kubeConfig, userAgent } = options;
-  const timeoutMs = options.timeoutMs ?? 30_000;
-  const now = options.now ?? Date.now;
+  const deadlineMs = options.deadlineMs ?? DEFAULT_REQUEST_DEADLINE_MS;
+  const maxResponseBytes = options.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES;
+  const clock = options.clock ?? foregroundClock;
   const cluster = kubeConfig.getCurrentCluster();
   if (cluster === null) throw new Error('kubeconfig has no current cluster');
   const base = new URL(cluster.server);
@@ -130,12 +155,8 @@ export function createSecretMetadataClient(
     return agent;
   }
 
-  async function send(
-    method: string,
-    path: string,
-    accept: string,
-    body?: { contentType: string; text: string },
-  ): Promise<RawResponse> {
+  async function send(call: Call): Promise<RawResponse> {
+    const { method, path, accept, body } = call;
     const opts: https.RequestOptions = { headers: {} };
     try {
       await kubeConfig.applyToHTTPSOptions(opts);
@@ -155,60 +176,53 @@ export function createSecretMetadataClient(
       headers['Content-Type'] = body.contentType;
       headers['Content-Length'] = Buffer.byteLength(body.text);
     }
-    const transport = secure ? https : http;
     const agent = agentFor(opts);
-    return await new Promise<RawResponse>((resolve, reject) => {
-      const request = transport.request(
-        {
-          protocol: base.protocol,
-          hostname: base.hostname.replace(/^\[|\]$/g, ''),
-          port: base.port === '' ? undefined : base.port,
-          path: basePath + path,
-          method,
-          headers,
-          ...(opts.auth !== undefined && { auth: opts.auth }),
-          ...(agent !== undefined && { agent }),
-        },
-        (response) => {
-          const chunks: Buffer[] = [];
-          response.on('data', (chunk: Buffer) => chunks.push(chunk));
-          response.on('error', (error) => {
-            reject(networkError(method, path, error));
-          });
-          response.on('end', () => {
-            resolve({
-              status: response.statusCode ?? 0,
-              headers: response.headers,
-              body: Buffer.concat(chunks).toString('utf8'),
-            });
-          });
-        },
-      );
-      request.setTimeout(timeoutMs, () => {
-        request.destroy(new Error(`no answer within ${timeoutMs} ms`));
-      });
-      request.on('error', (error) => {
-        reject(networkError(method, path, error));
-      });
-      request.end(body?.text);
+    const request = (secure ? https : http).request({
+      protocol: base.protocol,
+      hostname: base.hostname.replace(/^\[|\]$/g, ''),
+      port: base.port === '' ? undefined : base.port,
+      path: basePath + path,
+      method,
+      headers,
+      ...(opts.auth !== undefined && { auth: opts.auth }),
+      ...(agent !== undefined && { agent }),
     });
+    try {
+      return await exchange(request, body?.text, {
+        method,
+        path,
+        deadlineMs,
+        maxResponseBytes,
+        clock,
+      });
+    } catch (error) {
+      if (!(error instanceof ResponseTooLarge)) throw error;
+      throw new KubeApiError(
+        'rejected',
+        undefined,
+        `${call.what}: the answer was larger than ${mebibytes(error.limitBytes)} (the cap per response, which keeps memory bounded)${call.remedy ?? ''}.`,
+      );
+    }
   }
 
+  /** Only the status and a Status `message` leave here: never the raw body. */
   function failure(response: RawResponse, what: string): KubeApiError {
-    const status = parseJson(response.body) as StatusBody | undefined;
+    const parsed = response.body === undefined ? undefined : parseJson(response.body);
+    const status = isStatus(parsed) ? parsed : undefined;
     const retryAfter =
-      parseRetryAfter(headerValue(response.headers['retry-after']), now()) ??
-      status?.details?.retryAfterSeconds;
-    const serverMessage =
-      typeof status?.message === 'string' && status.message !== ''
-        ? status.message
-        : response.body.slice(0, 300);
+      parseRetryAfter(headerValue(response.headers['retry-after']), clock.now()) ??
+      (typeof status?.details?.retryAfterSeconds === 'number'
+        ? status.details.retryAfterSeconds
+        : undefined);
+    const serverMessage = statusMessage(status);
     return new KubeApiError(
-      failureKindOfStatus(response.status, serverMessage),
+      failureKindOfStatus(response.status, serverMessage ?? ''),
       response.status,
-      `${what}: HTTP ${response.status}: ${serverMessage}`,
+      `${what}: HTTP ${response.status}: ${serverMessage ?? '(the answer was not a Kubernetes Status; its body is not shown)'}`,
       retryAfter,
-      emptyToUndefined(status?.metadata?.continue),
+      typeof status?.metadata?.continue === 'string'
+        ? emptyToUndefined(status.metadata.continue)
+        : undefined,
     );
   }
 
@@ -222,28 +236,24 @@ export function createSecretMetadataClient(
         scope.namespace !== undefined
           ? `/api/v1/namespaces/${encodeURIComponent(scope.namespace)}/secrets`
           : '/api/v1/secrets';
-      const response = await send('GET', `${collection}?${query.toString()}`, METADATA_LIST_ACCEPT);
+      const response = await send({
+        method: 'GET',
+        path: `${collection}?${query.toString()}`,
+        accept: METADATA_LIST_ACCEPT,
+        what: `list secrets (a page of ${limit})`,
+        remedy: `; run again with a smaller --page-size (e.g. ${Math.max(1, Math.floor(limit / 4))})`,
+      });
       if (response.status !== 200) throw failure(response, 'list secrets');
-      const list = parseJson(response.body) as MetadataListBody | undefined;
-      if (list?.kind !== 'PartialObjectMetadataList' || !Array.isArray(list.items)) {
-        throw new KubeApiError(
-          'rejected',
-          response.status,
-          `list secrets: the API server did not answer with PartialObjectMetadataList (got ${String(list?.kind)}); it must support metadata-only lists (Kubernetes ≥ 1.15).`,
-        );
-      }
-      return {
-        items: list.items.map((item: MetadataBody) => toMetadata(item, scope.namespace)),
-        continueToken: emptyToUndefined(list.metadata?.continue),
-        remainingItemCount:
-          typeof list.metadata?.remainingItemCount === 'number'
-            ? list.metadata.remainingItemCount
-            : undefined,
-      };
+      return toPage(parseJson(response.body ?? '') as MetadataListBody | undefined, scope);
     },
 
     async get(ref) {
-      const response = await send('GET', itemPath(ref), METADATA_ACCEPT);
+      const response = await send({
+        method: 'GET',
+        path: itemPath(ref),
+        accept: METADATA_ACCEPT,
+        what: `get secret ${ref.namespace}/${ref.name}`,
+      });
       if (response.status === 404) return undefined;
       if (response.status !== 200)
         throw failure(response, `get secret ${ref.namespace}/${ref.name}`);
@@ -253,15 +263,13 @@ export function createSecretMetadataClient(
     async patchAnnotations(ref, resourceVersion, annotations) {
       const patch = JSON.stringify({ metadata: { resourceVersion, annotations } });
       const query = new URLSearchParams({ fieldManager: FIELD_MANAGER });
-      const response = await send(
-        'PATCH',
-        `${itemPath(ref)}?${query.toString()}`,
-        METADATA_ACCEPT,
-        {
-          contentType: 'application/merge-patch+json',
-          text: patch,
-        },
-      );
+      const response = await send({
+        method: 'PATCH',
+        path: `${itemPath(ref)}?${query.toString()}`,
+        accept: METADATA_ACCEPT,
+        body: { contentType: 'application/merge-patch+json', text: patch },
+        what: `patch secret ${ref.namespace}/${ref.name}`,
+      });
       if (response.status !== 200) {
         throw failure(response, `patch secret ${ref.namespace}/${ref.name}`);
       }
@@ -288,13 +296,186 @@ interface MetadataBody {
 interface MetadataListBody {
   readonly kind?: unknown;
   readonly items?: readonly MetadataBody[];
-  readonly metadata?: { readonly continue?: string; readonly remainingItemCount?: unknown };
+  readonly metadata?: { readonly continue?: unknown; readonly remainingItemCount?: unknown };
 }
 
 interface StatusBody {
+  readonly kind: 'Status';
   readonly message?: unknown;
-  readonly details?: { readonly retryAfterSeconds?: number };
-  readonly metadata?: { readonly continue?: string };
+  readonly details?: { readonly retryAfterSeconds?: unknown };
+  readonly metadata?: { readonly continue?: unknown };
+}
+
+interface Call {
+  readonly method: string;
+  readonly path: string;
+  readonly accept: string;
+  readonly body?: { readonly contentType: string; readonly text: string };
+  /** Names the request in errors, e.g. "list secrets (a page of 100)". */
+  readonly what: string;
+  /** Appended to the error when the answer is over the cap. */
+  readonly remedy?: string;
+}
+
+interface Exchange {
+  readonly method: string;
+  readonly path: string;
+  readonly deadlineMs: number;
+  readonly maxResponseBytes: number;
+  readonly clock: Clock;
+}
+
+/**
+ * Sends the request and reads the answer within the deadline (wall clock, from now) and the
+ * byte cap (counted as chunks arrive: over it, the connection is cut at once).
+ */
+function exchange(
+  request: http.ClientRequest,
+  body: string | undefined,
+  limits: Exchange,
+): Promise<RawResponse> {
+  const { method, path, clock } = limits;
+  return new Promise<RawResponse>((resolve, reject) => {
+    // Once the deadline cut the connection, that is the error, whatever the socket reports.
+    let expired: KubeApiError | undefined;
+    const deadline = clock.setTimeout(() => {
+      expired = new KubeApiError(
+        'network',
+        undefined,
+        `${method} ${withoutQuery(path)}: no complete answer within ${limits.deadlineMs} ms (the deadline per request, --request-timeout)`,
+      );
+      request.destroy(expired);
+    }, limits.deadlineMs);
+    const settle = (outcome: { response: RawResponse } | { error: unknown }): void => {
+      clock.clearTimeout(deadline);
+      if ('response' in outcome) resolve(outcome.response);
+      else if (expired !== undefined) reject(expired);
+      else if (outcome.error instanceof KubeApiError || outcome.error instanceof ResponseTooLarge)
+        reject(outcome.error);
+      else reject(networkError(method, path, outcome.error));
+    };
+    request.on('response', (response) => {
+      readCapped(response, limits.maxResponseBytes).then(
+        (text) => {
+          settle({
+            response: { status: response.statusCode ?? 0, headers: response.headers, body: text },
+          });
+        },
+        (error: unknown) => {
+          request.destroy();
+          settle({ error });
+        },
+      );
+    });
+    request.on('error', (error) => {
+      settle({ error });
+    });
+    request.end(body);
+  });
+}
+
+/**
+ * The body as text, read chunk by chunk; a 200 over `limitBytes` rejects with
+ * ResponseTooLarge, an error body over MAX_ERROR_BODY_BYTES resolves undefined (unread).
+ */
+function readCapped(
+  response: http.IncomingMessage,
+  limitBytes: number,
+): Promise<string | undefined> {
+  const ok = response.statusCode === 200;
+  const cap = ok ? limitBytes : Math.min(limitBytes, MAX_ERROR_BODY_BYTES);
+  const decoder = new StringDecoder('utf8');
+  const parts: string[] = [];
+  let received = 0;
+  return new Promise((resolve, reject) => {
+    response.on('data', (chunk: Buffer) => {
+      received += chunk.length;
+      if (received > cap) {
+        response.removeAllListeners('data');
+        response.destroy();
+        if (ok) reject(new ResponseTooLarge(cap));
+        else resolve(undefined);
+        return;
+      }
+      parts.push(decoder.write(chunk));
+    });
+    response.on('error', reject);
+    response.on('aborted', () => {
+      reject(new Error('the connection closed before the answer was complete'));
+    });
+    response.on('end', () => {
+      parts.push(decoder.end());
+      resolve(parts.join(''));
+    });
+  });
+}
+
+function toPage(list: MetadataListBody | undefined, scope: ListScope): SecretMetadataPage {
+  if (list?.kind !== 'PartialObjectMetadataList' || !Array.isArray(list.items)) {
+    throw new KubeApiError(
+      'rejected',
+      200,
+      `list secrets: the API server did not answer with PartialObjectMetadataList (got ${shortText(list?.kind)}); it must support metadata-only lists (Kubernetes ≥ 1.15).`,
+    );
+  }
+  const items: SecretMetadata[] = [];
+  const refused: SecretRef[] = [];
+  for (const item of list.items) {
+    const metadata = toMetadata(item, scope.namespace);
+    // A metadata-only list never carries the payload: a server that sends it anyway is not
+    // what we asked for. The item is dropped (its data is neither kept nor shown).
+    if (carriesData(item)) refused.push({ namespace: metadata.namespace, name: metadata.name });
+    else items.push(metadata);
+  }
+  return {
+    items,
+    ...(refused.length > 0 && { refused }),
+    continueToken:
+      typeof list.metadata?.continue === 'string'
+        ? emptyToUndefined(list.metadata.continue)
+        : undefined,
+    remainingItemCount:
+      typeof list.metadata?.remainingItemCount === 'number'
+        ? list.metadata.remainingItemCount
+        : undefined,
+  };
+}
+
+function carriesData(item: unknown): boolean {
+  return (
+    typeof item === 'object' &&
+    item !== null &&
+    (Object.hasOwn(item, 'data') || Object.hasOwn(item, 'stringData'))
+  );
+}
+
+function isStatus(value: unknown): value is StatusBody {
+  return (
+    typeof value === 'object' && value !== null && (value as { kind?: unknown }).kind === 'Status'
+  );
+}
+
+/** The Status message, one line and bounded, or undefined when there is none. */
+function statusMessage(status: StatusBody | undefined): string | undefined {
+  if (typeof status?.message !== 'string' || status.message === '') return undefined;
+  // eslint-disable-next-line no-control-regex -- control characters are what is removed
+  const oneLine = status.message.replace(/[\u0000-\u001f\u007f]+/g, ' ');
+  return oneLine.length > MAX_STATUS_MESSAGE_CHARS
+    ? `${oneLine.slice(0, MAX_STATUS_MESSAGE_CHARS)}…`
+    : oneLine;
+}
+
+function shortText(value: unknown): string {
+  const text = String(value);
+  return text.length > 60 ? `${text.slice(0, 60)}…` : text;
+}
+
+function mebibytes(bytes: number): string {
+  return `${Math.round((bytes / 1024 / 1024) * 10) / 10} MiB`;
+}
+
+function withoutQuery(path: string): string {
+  return path.split('?')[0] ?? path;
 }
 
 function itemPath(ref: SecretRef): string {
@@ -302,12 +483,12 @@ function itemPath(ref: SecretRef): string {
 }
 
 function singleMetadata(response: RawResponse, ref: SecretRef): SecretMetadata {
-  const body = parseJson(response.body) as MetadataBody | undefined;
+  const body = parseJson(response.body ?? '') as MetadataBody | undefined;
   if (body?.kind !== 'PartialObjectMetadata') {
     throw new KubeApiError(
       'rejected',
       response.status,
-      `secret ${ref.namespace}/${ref.name}: the API server did not answer with PartialObjectMetadata (got ${String(body?.kind)}).`,
+      `secret ${ref.namespace}/${ref.name}: the API server did not answer with PartialObjectMetadata (got ${shortText(body?.kind)}).`,
     );
   }
   return toMetadata(body, ref.namespace);
@@ -359,11 +540,7 @@ function sameIdentity(a: readonly unknown[], b: readonly unknown[]): boolean {
 function networkError(method: string, path: string, error: unknown): KubeApiError {
   const code = (error as { code?: unknown }).code;
   const detail = typeof code === 'string' ? `${code}: ${messageOf(error)}` : messageOf(error);
-  return new KubeApiError(
-    'network',
-    undefined,
-    `${method} ${path.split('?')[0] ?? path}: ${detail}`,
-  );
+  return new KubeApiError('network', undefined, `${method} ${withoutQuery(path)}: ${detail}`);
 }
 
 function messageOf(error: unknown): string {

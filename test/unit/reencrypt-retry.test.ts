@@ -1,7 +1,7 @@
 import t from 'tap';
+import { backoffDelayMs } from '../../src/time/retry.js';
 import {
   DEFAULT_BACKOFF,
-  backoffDelayMs,
   failureKindOfStatus,
   isFatal,
   isRetryable,
@@ -56,12 +56,12 @@ t.test('backoff grows exponentially with jitter, capped', async (t) => {
     'capped at maxMs',
   );
   t.equal(
-    backoffDelayMs(1, policy, () => 0, 0.5),
+    backoffDelayMs(1, policy, () => 0, 0.5 * 1000),
     500,
     'Retry-After is a lower bound',
   );
   t.equal(
-    backoffDelayMs(1, policy, () => 0, 60),
+    backoffDelayMs(1, policy, () => 0, 60 * 1000),
     1000,
     'Retry-After is capped at maxMs too',
   );

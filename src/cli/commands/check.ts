@@ -23,6 +23,7 @@ import {
 } from '../../kms/errors.js';
 import { explainReason, keyReport, type KeyReport } from '../../kms/report.js';
 import type { KeyLookupOutcome } from '../../kms/types.js';
+import { systemClock } from '../../time/clock.js';
 import { addSettingOptions, rawSettings, type CliContext } from '../context.js';
 
 const KMS_SETTINGS = ['kmsKeyId', 'kmsRegion', 'kmsEndpoint', 'kmsProtocol'] as const;
@@ -95,7 +96,7 @@ function humanReport(report: KeyReport): string {
 }
 
 export function checkCommand(ctx: CliContext): Command {
-  const clock = ctx.now ?? Date.now;
+  const clock = (): number => (ctx.clock ?? systemClock).now();
   const command = new Command('check').description(
     'Look up the KMS key once and report whether Secrets can be encrypted with it (exit 0 usable, 1 unusable or unknown, 2 configuration error).',
   );
