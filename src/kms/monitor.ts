@@ -92,18 +92,16 @@ export function createKeyMonitor(options: KeyMonitorOptions): KeyMonitor {
   const { kms, monitor: settings, logger } = options;
   const clock = options.clock ?? systemClock;
   const random = options.random ?? Math.random;
-  const lookupTimeoutMs = options.lookupTimeoutMs ?? DEFAULT_LOOKUP_TIMEOUT_MS;
-  const api = options.api ?? createKmsClient(kms);
-  const requestedKeyId = requestKeyId(kms.keyId);
   const log = logger.child({ component: 'kms-monitor', kmsKeyId: kms.keyId });
+  const lookup = createLookup(options, clock, log);
+  const logLookup = createLookupLogger(log);
+  const timer = createTimer(clock);
 
   let observations = initialObservations(kms.keyId);
   let inFlight: Promise<KeySnapshot> | undefined;
-  let timer: unknown;
   let started = false;
   let stopped = false;
   let consecutiveFailures = 0;
-  let lastStateKey: string | undefined;
   let markFirstLookupDone: () => void = () => undefined;
   const firstLookup = new Promise<void>((resolve) => {
     markFirstLookupDone = resolve;
@@ -119,6 +117,105 @@ export function createKeyMonitor(options: KeyMonitorOptions): KeyMonitor {
     }
     return latest.snapshot;
   };
+
+  function apply(outcome: KeyLookupOutcome): KeySnapshot {
+    const previousKeyId = observations.facts?.keyId;
+    observations = recordOutcome(observations, outcome);
+    consecutiveFailures = outcome.kind === 'failed' ? consecutiveFailures + 1 : 0;
+    const delayMs = nextDelayMs(outcome, consecutiveFailures, settings, random);
+    try {
+      const current = snapshot();
+      logLookup({
+        outcome,
+        current,
+        previousKeyId,
+        resolvedKeyId: observations.facts?.keyId,
+        consecutiveFailures,
+        retryInMs: started && !stopped ? delayMs : undefined,
+      });
+      return current;
+    } finally {
+      // Whatever logging does, the next lookup is scheduled: the monitor never stops by itself.
+      markFirstLookupDone();
+      if (started && !stopped) {
+        timer.set(delayMs, () => {
+          // apply() has already rescheduled; a failure here can only come from logging itself.
+          refresh().catch(() => undefined);
+        });
+      }
+    }
+  }
+
+  function refresh(): Promise<KeySnapshot> {
+    if (stopped) return Promise.resolve(snapshot());
+    // Cleared before apply() so that callers woken by this lookup start a fresh one.
+    inFlight ??= lookup()
+      .finally(() => {
+        inFlight = undefined;
+      })
+      .then(apply);
+    return inFlight;
+  }
+
+  return {
+    snapshot,
+    refresh,
+    firstLookup,
+    start() {
+      if (started || stopped) return;
+      started = true;
+      refresh().catch(() => undefined);
+    },
+    async stop() {
+      stopped = true;
+      timer.clear();
+      if (inFlight) await inFlight.catch(() => undefined);
+      markFirstLookupDone();
+    },
+  };
+}
+
+/** After a transient failure, back off; otherwise wait one refresh interval. */
+function nextDelayMs(
+  outcome: KeyLookupOutcome,
+  consecutiveFailures: number,
+  settings: MonitorSettings,
+  random: () => number,
+): number {
+  if (outcome.kind === 'failed' && outcome.failure.transient === true) {
+    return backoffDelayMs(consecutiveFailures, monitorBackoff(settings), random);
+  }
+  return settings.refreshIntervalMs;
+}
+
+/** One pending timer at most: setting it again replaces the previous one. */
+function createTimer(clock: Clock): { set(ms: number, callback: () => void): void; clear(): void } {
+  let handle: unknown;
+  const clear = (): void => {
+    if (handle !== undefined) clock.clearTimeout(handle);
+    handle = undefined;
+  };
+  return {
+    set(ms, callback) {
+      clear();
+      handle = clock.setTimeout(() => {
+        handle = undefined;
+        callback();
+      }, ms);
+    },
+    clear,
+  };
+}
+
+/** One DescribeKey with a deadline, reported to the metrics hook, as an outcome (never throws). */
+function createLookup(
+  options: KeyMonitorOptions,
+  clock: Clock,
+  log: Logger,
+): () => Promise<KeyLookupOutcome> {
+  const lookupTimeoutMs = options.lookupTimeoutMs ?? DEFAULT_LOOKUP_TIMEOUT_MS;
+  const api = options.api ?? createKmsClient(options.kms);
+  const requestedKeyId = requestKeyId(options.kms.keyId);
 
   function observeCall(action: string, result: string, startedAt: number): void {
     if (!options.onKmsCall) return;
@@ -148,7 +245,7 @@ export function createKeyMonitor(options: KeyMonitorOptions): KeyMonitor {
     });
   }
 
-  async function lookup(): Promise<KeyLookupOutcome> {
+  return async () => {
     const startedAt = clock.now();
     try {
       const metadata = await withDeadline(api.describeKey(requestedKeyId));
@@ -159,47 +256,22 @@ export function createKeyMonitor(options: KeyMonitorOptions): KeyMonitor {
       observeCall('DescribeKey', error.code, startedAt);
       return outcomeFromError(error, new Date(clock.now()));
     }
-  }
+  };
+}
 
-  function nextDelayMs(outcome: KeyLookupOutcome): number {
-    if (outcome.kind === 'failed' && outcome.failure.transient === true) {
-      return backoffDelayMs(consecutiveFailures, monitorBackoff(settings), random);
-    }
-    return settings.refreshIntervalMs;
-  }
+interface LookupLogEntry {
+  readonly outcome: KeyLookupOutcome;
+  readonly current: KeySnapshot;
+  readonly previousKeyId: string | undefined;
+  readonly resolvedKeyId: string | undefined;
+  readonly consecutiveFailures: number;
+  readonly retryInMs: number | undefined;
+}
 
-  function schedule(delayMs: number): void {
-    if (!started || stopped) return;
-    if (timer !== undefined) clock.clearTimeout(timer);
-    timer = clock.setTimeout(() => {
-      timer = undefined;
-      // apply() has already rescheduled; a failure here can only come from logging itself.
-      refresh().catch(() => undefined);
-    }, delayMs);
-  }
-
-  function apply(outcome: KeyLookupOutcome): KeySnapshot {
-    const previousKeyId = observations.facts?.keyId;
-    observations = recordOutcome(observations, outcome);
-    consecutiveFailures = outcome.kind === 'failed' ? consecutiveFailures + 1 : 0;
-    const delayMs = nextDelayMs(outcome);
-    try {
-      return report(outcome, previousKeyId, delayMs);
-    } finally {
-      // Whatever logging does, the next lookup is scheduled: the monitor never stops by itself.
-      markFirstLookupDone();
-      schedule(delayMs);
-    }
-  }
-
-  /** Logs failures and state changes of one lookup; returns the new snapshot. */
-  function report(
-    outcome: KeyLookupOutcome,
-    previousKeyId: string | undefined,
-    delayMs: number,
-  ): KeySnapshot {
-    const current = snapshot();
-
+/** Logs failures and state changes of each lookup (a state is logged once, when it changes). */
+function createLookupLogger(log: Logger): (entry: LookupLogEntry) => void {
+  let lastStateKey: string | undefined;
+  return ({ outcome, current, previousKeyId, resolvedKeyId, consecutiveFailures, retryInMs }) => {
     if (outcome.kind !== 'found') {
       const { failure } = outcome;
       log.warn(
@@ -209,12 +281,11 @@ export function createKeyMonitor(options: KeyMonitorOptions): KeyMonitor {
           requestId: failure.requestId,
           transient: failure.transient,
           consecutiveFailures,
-          retryInMs: started && !stopped ? delayMs : undefined,
+          retryInMs,
         },
         `KMS DescribeKey failed: ${failure.message}`,
       );
     }
-    const resolvedKeyId = observations.facts?.keyId;
     if (previousKeyId !== undefined && resolvedKeyId !== previousKeyId) {
       log.info(
         { previousKeyId, resolvedKeyId },
@@ -235,35 +306,5 @@ export function createKeyMonitor(options: KeyMonitorOptions): KeyMonitor {
         'KMS key state changed',
       );
     }
-    return current;
-  }
-
-  function refresh(): Promise<KeySnapshot> {
-    if (stopped) return Promise.resolve(snapshot());
-    // Cleared before apply() so that callers woken by this lookup start a fresh one.
-    inFlight ??= lookup()
-      .finally(() => {
-        inFlight = undefined;
-      })
-      .then(apply);
-    return inFlight;
-  }
-
-  return {
-    snapshot,
-    refresh,
-    firstLookup,
-    start() {
-      if (started || stopped) return;
-      started = true;
-      refresh().catch(() => undefined);
-    },
-    async stop() {
-      stopped = true;
-      if (timer !== undefined) clock.clearTimeout(timer);
-      timer = undefined;
-      if (inFlight) await inFlight.catch(() => undefined);
-      markFirstLookupDone();
-    },
   };
 }

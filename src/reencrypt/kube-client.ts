@@ -60,18 +60,28 @@ export interface SecretMetadataClient {
   close(): void;
 }
 
+/** What a failed answer tells the retry policy beyond its status. */
+export interface KubeApiErrorHints {
+  /** The server's Retry-After (header or Status details). */
+  readonly retryAfterSeconds?: number;
+  /** On 410 Gone of a list: a token to continue from the latest snapshot. */
+  readonly continueToken?: string;
+}
+
 /** A failed Kubernetes request, classified for the retry policy. */
 export class KubeApiError extends Error {
   override readonly name = 'KubeApiError';
+  readonly retryAfterSeconds: number | undefined;
+  readonly continueToken: string | undefined;
   constructor(
     readonly kind: FailureKind,
     readonly status: number | undefined,
     message: string,
-    readonly retryAfterSeconds?: number,
-    /** On 410 Gone of a list: a token to continue from the latest snapshot. */
-    readonly continueToken?: string,
+    hints: KubeApiErrorHints = {},
   ) {
     super(message);
+    this.retryAfterSeconds = hints.retryAfterSeconds;
+    this.continueToken = hints.continueToken;
   }
 }
 
@@ -106,57 +116,27 @@ class ResponseTooLarge extends Error {
   }
 }
 
-export function createSecretMetadataClient(
-  options: SecretMetadataClientOptions,
-): SecretMetadataClient {
+interface Transport {
+  send(call: Call): Promise<RawResponse>;
+  close(): void;
+}
+
+/** Requests to the kubeconfig's cluster with its credentials, over one pooled agent. */
+function createTransport(options: SecretMetadataClientOptions, clock: Clock): Transport {
   const { kubeConfig, userAgent } = options;
-  const deadlineMs = options.deadlineMs ?? DEFAULT_REQUEST_DEADLINE_MS;
-  const maxResponseBytes = options.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES;
-  const clock = options.clock ?? foregroundClock;
+  const limits = {
+    deadlineMs: options.deadlineMs ?? DEFAULT_REQUEST_DEADLINE_MS,
+    maxResponseBytes: options.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES,
+    clock,
+  };
   const cluster = kubeConfig.getCurrentCluster();
   if (cluster === null) throw new Error('kubeconfig has no current cluster');
   const base = new URL(cluster.server);
   const basePath = base.pathname.replace(/\/+$/, '');
   const secure = base.protocol === 'https:';
-  // applyToHTTPSOptions builds a fresh agent per call (no keep-alive); we keep one pooled
-  // agent per TLS identity instead, so a sweep reuses a handful of connections.
-  let pooled: { agent: http.Agent; identity: readonly unknown[] } | undefined;
+  const agents = createAgentPool(secure, options.maxSockets, cluster.proxyUrl);
 
-  function agentFor(opts: https.RequestOptions): http.Agent | undefined {
-    if (cluster?.proxyUrl !== undefined && cluster.proxyUrl !== '') {
-      return opts.agent instanceof http.Agent ? opts.agent : undefined;
-    }
-    const identity = [
-      opts.ca,
-      opts.cert,
-      opts.key,
-      opts.pfx,
-      opts.rejectUnauthorized,
-      opts.servername,
-    ];
-    if (pooled !== undefined && sameIdentity(pooled.identity, identity)) return pooled.agent;
-    pooled?.agent.destroy();
-    const common = { keepAlive: true, maxSockets: options.maxSockets };
-    const agent = secure
-      ? new https.Agent({
-          ...common,
-          ...(opts.ca !== undefined && { ca: opts.ca }),
-          ...(opts.cert !== undefined && { cert: opts.cert }),
-          ...(opts.key !== undefined && { key: opts.key }),
-          ...(opts.pfx !== undefined && { pfx: opts.pfx }),
-          ...(opts.passphrase !== undefined && { passphrase: opts.passphrase }),
-          ...(opts.rejectUnauthorized !== undefined && {
-            rejectUnauthorized: opts.rejectUnauthorized,
-          }),
-          ...(opts.servername !== undefined && { servername: opts.servername }),
-        })
-      : new http.Agent(common);
-    pooled = { agent, identity };
-    return agent;
-  }
-
-  async function send(call: Call): Promise<RawResponse> {
-    const { method, path, accept, body } = call;
+  async function credentials(): Promise<https.RequestOptions> {
     const opts: https.RequestOptions = { headers: {} };
     try {
       await kubeConfig.applyToHTTPSOptions(opts);
@@ -167,34 +147,25 @@ export function createSecretMetadataClient(
         `cannot prepare credentials for ${cluster?.server ?? 'the cluster'}: ${messageOf(error)}`,
       );
     }
-    const headers: http.OutgoingHttpHeaders = {
-      ...(opts.headers as http.OutgoingHttpHeaders | undefined),
-      Accept: accept,
-      'User-Agent': userAgent,
-    };
-    if (body !== undefined) {
-      headers['Content-Type'] = body.contentType;
-      headers['Content-Length'] = Buffer.byteLength(body.text);
-    }
-    const agent = agentFor(opts);
+    return opts;
+  }
+
+  async function send(call: Call): Promise<RawResponse> {
+    const { method, path, body } = call;
+    const opts = await credentials();
+    const agent = agents.agentFor(opts);
     const request = (secure ? https : http).request({
       protocol: base.protocol,
       hostname: base.hostname.replace(/^\[|\]$/g, ''),
       port: base.port === '' ? undefined : base.port,
       path: basePath + path,
       method,
-      headers,
+      headers: requestHeaders(opts, call, userAgent),
       ...(opts.auth !== undefined && { auth: opts.auth }),
       ...(agent !== undefined && { agent }),
     });
     try {
-      return await exchange(request, body?.text, {
-        method,
-        path,
-        deadlineMs,
-        maxResponseBytes,
-        clock,
-      });
+      return await exchange(request, body?.text, { method, path, ...limits });
     } catch (error) {
       if (!(error instanceof ResponseTooLarge)) throw error;
       throw new KubeApiError(
@@ -205,26 +176,94 @@ export function createSecretMetadataClient(
     }
   }
 
-  /** Only the status and a Status `message` leave here: never the raw body. */
-  function failure(response: RawResponse, what: string): KubeApiError {
-    const parsed = response.body === undefined ? undefined : parseJson(response.body);
-    const status = isStatus(parsed) ? parsed : undefined;
-    const retryAfter =
-      parseRetryAfter(headerValue(response.headers['retry-after']), clock.now()) ??
-      (typeof status?.details?.retryAfterSeconds === 'number'
-        ? status.details.retryAfterSeconds
-        : undefined);
-    const serverMessage = statusMessage(status);
-    return new KubeApiError(
-      failureKindOfStatus(response.status, serverMessage ?? ''),
-      response.status,
-      `${what}: HTTP ${response.status}: ${serverMessage ?? '(the answer was not a Kubernetes Status; its body is not shown)'}`,
-      retryAfter,
-      typeof status?.metadata?.continue === 'string'
-        ? emptyToUndefined(status.metadata.continue)
-        : undefined,
-    );
+  return {
+    send,
+    close() {
+      agents.destroy();
+    },
+  };
+}
+
+function requestHeaders(
+  opts: https.RequestOptions,
+  call: Call,
+  userAgent: string,
+): http.OutgoingHttpHeaders {
+  const headers: http.OutgoingHttpHeaders = {
+    ...(opts.headers as http.OutgoingHttpHeaders | undefined),
+    Accept: call.accept,
+    'User-Agent': userAgent,
+  };
+  if (call.body !== undefined) {
+    headers['Content-Type'] = call.body.contentType;
+    headers['Content-Length'] = Buffer.byteLength(call.body.text);
   }
+  return headers;
+}
+
+interface AgentPool {
+  agentFor(opts: https.RequestOptions): http.Agent | undefined;
+  destroy(): void;
+}
+
+/**
+ * applyToHTTPSOptions builds a fresh agent per call (no keep-alive); we keep one pooled
+ * agent per TLS identity instead, so a sweep reuses a handful of connections.
+ */
+function createAgentPool(
+  secure: boolean,
+  maxSockets: number,
+  proxyUrl: string | undefined,
+): AgentPool {
+  let pooled: { agent: http.Agent; identity: readonly unknown[] } | undefined;
+  return {
+    agentFor(opts) {
+      if (proxyUrl !== undefined && proxyUrl !== '') {
+        return opts.agent instanceof http.Agent ? opts.agent : undefined;
+      }
+      const tls = tlsOptionsOf(opts);
+      const identity = [tls.ca, tls.cert, tls.key, tls.pfx, tls.rejectUnauthorized, tls.servername];
+      if (pooled !== undefined && sameIdentity(pooled.identity, identity)) return pooled.agent;
+      pooled?.agent.destroy();
+      const common = { keepAlive: true, maxSockets };
+      const agent = secure ? new https.Agent({ ...common, ...tls }) : new http.Agent(common);
+      pooled = { agent, identity };
+      return agent;
+    },
+    destroy() {
+      pooled?.agent.destroy();
+      pooled = undefined;
+    },
+  };
+}
+
+const TLS_OPTION_NAMES = [
+  'ca',
+  'cert',
+  'key',
+  'pfx',
+  'passphrase',
+  'rejectUnauthorized',
+  'servername',
+] as const;
+
+/** The TLS settings the kubeconfig set (absent ones left out, as the agent expects). */
+function tlsOptionsOf(opts: https.RequestOptions): https.AgentOptions {
+  const tls: Record<string, unknown> = {};
+  for (const name of TLS_OPTION_NAMES) {
+    if (opts[name] !== undefined) tls[name] = opts[name];
+  }
+  return tls;
+}
+
+export function createSecretMetadataClient(
+  options: SecretMetadataClientOptions,
+): SecretMetadataClient {
+  const clock = options.clock ?? foregroundClock;
+  const transport = createTransport(options, clock);
+
+  const failure = (response: RawResponse, what: string): KubeApiError =>
+    failureOf(response, what, clock.now());
 
   return {
     async listPage(scope, limit, continueToken) {
@@ -236,7 +275,7 @@ export function createSecretMetadataClient(
         scope.namespace !== undefined
           ? `/api/v1/namespaces/${encodeURIComponent(scope.namespace)}/secrets`
           : '/api/v1/secrets';
-      const response = await send({
+      const response = await transport.send({
         method: 'GET',
         path: `${collection}?${query.toString()}`,
         accept: METADATA_LIST_ACCEPT,
@@ -248,7 +287,7 @@ export function createSecretMetadataClient(
     },
 
     async get(ref) {
-      const response = await send({
+      const response = await transport.send({
         method: 'GET',
         path: itemPath(ref),
         accept: METADATA_ACCEPT,
@@ -263,7 +302,7 @@ export function createSecretMetadataClient(
     async patchAnnotations(ref, resourceVersion, annotations) {
       const patch = JSON.stringify({ metadata: { resourceVersion, annotations } });
       const query = new URLSearchParams({ fieldManager: FIELD_MANAGER });
-      const response = await send({
+      const response = await transport.send({
         method: 'PATCH',
         path: `${itemPath(ref)}?${query.toString()}`,
         accept: METADATA_ACCEPT,
@@ -277,8 +316,7 @@ export function createSecretMetadataClient(
     },
 
     close() {
-      pooled?.agent.destroy();
-      pooled = undefined;
+      transport.close();
     },
   };
 }
@@ -420,8 +458,8 @@ function toPage(list: MetadataListBody | undefined, scope: ListScope): SecretMet
   }
   const items: SecretMetadata[] = [];
   const refused: SecretRef[] = [];
-  for (const item of list.items) {
-    const metadata = toMetadata(item, scope.namespace);
+  for (const item of list.items as readonly unknown[]) {
+    const metadata = toMetadata(item as MetadataBody, scope.namespace);
     // A metadata-only list never carries the payload: a server that sends it anyway is not
     // what we asked for. The item is dropped (its data is neither kept nor shown).
     if (carriesData(item)) refused.push({ namespace: metadata.namespace, name: metadata.name });
@@ -438,6 +476,39 @@ function toPage(list: MetadataListBody | undefined, scope: ListScope): SecretMet
       typeof list.metadata?.remainingItemCount === 'number'
         ? list.metadata.remainingItemCount
         : undefined,
+  };
+}
+
+/** Only the status and a Status `message` leave here: never the raw body. */
+function failureOf(response: RawResponse, what: string, now: number): KubeApiError {
+  const parsed = response.body === undefined ? undefined : parseJson(response.body);
+  const status = isStatus(parsed) ? parsed : undefined;
+  const serverMessage = statusMessage(status);
+  return new KubeApiError(
+    failureKindOfStatus(response.status, serverMessage ?? ''),
+    response.status,
+    `${what}: HTTP ${response.status}: ${serverMessage ?? '(the answer was not a Kubernetes Status; its body is not shown)'}`,
+    hintsOf(response, status, now),
+  );
+}
+
+function hintsOf(
+  response: RawResponse,
+  status: StatusBody | undefined,
+  now: number,
+): KubeApiErrorHints {
+  const retryAfter =
+    parseRetryAfter(headerValue(response.headers['retry-after']), now) ??
+    (typeof status?.details?.retryAfterSeconds === 'number'
+      ? status.details.retryAfterSeconds
+      : undefined);
+  const continueToken =
+    typeof status?.metadata?.continue === 'string'
+      ? emptyToUndefined(status.metadata.continue)
+      : undefined;
+  return {
+    ...(retryAfter !== undefined && { retryAfterSeconds: retryAfter }),
+    ...(continueToken !== undefined && { continueToken }),
   };
 }
 

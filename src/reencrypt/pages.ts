@@ -40,6 +40,10 @@ export interface SecretLister {
 }
 
 const DONE: ListStep = { kind: 'done' };
+const IN_CIRCLES =
+  'stopped instead of going round in circles. Run again; if it repeats, check the API server or what sits in front of it.';
+const NOT_ADVANCING = `list secrets: the API server sent a page of Secrets already handled (the list is not advancing); ${IN_CIRCLES}`;
+const REPEATED_TOKEN = `list secrets: the API server sent a continue token it had sent before (the list would never end); ${IN_CIRCLES}`;
 
 export function createSecretLister(options: ListerOptions): SecretLister {
   let continueToken: string | undefined;
@@ -100,13 +104,9 @@ export function createSecretLister(options: ListerOptions): SecretLister {
 
   /** Takes the page's continue token, or says why the walk cannot go on. */
   function advance(page: SecretMetadataPage, fresh: readonly SecretMetadata[]): string | undefined {
-    if (page.items.length > 0 && fresh.length === 0 && !resuming) {
-      return 'list secrets: the API server sent a page of Secrets already handled (the list is not advancing); stopped instead of going round in circles. Run again; if it repeats, check the API server or what sits in front of it.';
-    }
+    if (page.items.length > 0 && fresh.length === 0 && !resuming) return NOT_ADVANCING;
     const next = page.continueToken;
-    if (next !== undefined && seenTokens.has(next)) {
-      return 'list secrets: the API server sent a continue token it had sent before (the list would never end); stopped instead of going round in circles. Run again; if it repeats, check the API server or what sits in front of it.';
-    }
+    if (next !== undefined && seenTokens.has(next)) return REPEATED_TOKEN;
     if (next !== undefined) seenTokens.add(next);
     continueToken = next;
     finished = next === undefined;

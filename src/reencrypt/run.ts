@@ -13,7 +13,7 @@ import type { TargetKey } from './plan.js';
 import { createTokenBucket } from './rate-limit.js';
 import { DEFAULT_BACKOFF } from './retry.js';
 import { progressLine, summaryJson, summaryText, sweepExitCode } from './report.js';
-import { runSweep, type SweepObserver, type SweepProgress } from './sweep.js';
+import { runSweep, type SweepObserver, type SweepProgress, type SweepSummary } from './sweep.js';
 import { KeyNotUsableError, targetFromKeyMetadata } from './target.js';
 
 /**
@@ -89,7 +89,7 @@ export async function runReencrypt(ctx: ReencryptIo, request: ReencryptRequest):
   }
 
   say(
-    `${request.dryRun ? 'dry run: ' : ''}key ${target.keyId} primary version ${target.primaryKeyVersion}; cluster ${cluster.server} (${cluster.source}); ${scope.namespace !== undefined ? `namespace ${scope.namespace}` : 'all namespaces'}${scope.labelSelector !== undefined ? `, selector ${scope.labelSelector}` : ''}${scope.fieldSelector !== undefined ? `, field selector ${scope.fieldSelector}` : ''}`,
+    `${request.dryRun ? 'dry run: ' : ''}key ${target.keyId} primary version ${target.primaryKeyVersion}; cluster ${cluster.server} (${cluster.source}); ${scopeText(scope)}`,
   );
 
   const client = createSecretMetadataClient({
@@ -100,14 +100,6 @@ export async function runReencrypt(ctx: ReencryptIo, request: ReencryptRequest):
     clock,
   });
   const progress = createProgressReporter(ctx, request.progressIntervalMs);
-  const observer: SweepObserver = {
-    onProgress: (snapshot) => {
-      progress.update(snapshot);
-    },
-    onFailure: (ref, message) => {
-      progress.log(`reencrypt: failed ${ref.namespace}/${ref.name}: ${message}\n`);
-    },
-  };
   try {
     const summary = await runSweep({
       client,
@@ -125,17 +117,10 @@ export async function runReencrypt(ctx: ReencryptIo, request: ReencryptRequest):
       clock,
       random: Math.random,
       signal: ctx.stopSignal,
-      observer,
+      observer: observerOf(progress),
     });
     progress.stop();
-    if (request.json) {
-      ctx.stdout.write(`${summaryJson(summary)}\n`);
-      // The JSON has the facts; the person watching the logs still gets the one line to act on.
-      if (summary.fatalError !== undefined) say(`stopped: ${summary.fatalError}`);
-      if (summary.interrupted) say('interrupted; run again to continue.');
-    } else {
-      ctx.stdout.write(summaryText(summary));
-    }
+    writeSummary(ctx, summary, request.json, say);
     return sweepExitCode(summary);
   } finally {
     progress.stop();
@@ -143,11 +128,43 @@ export async function runReencrypt(ctx: ReencryptIo, request: ReencryptRequest):
   }
 }
 
+/** Progress to the reporter; each failed Secret named on a line of its own. */
+function observerOf(progress: ProgressReporter): SweepObserver {
+  return {
+    onProgress: (snapshot) => {
+      progress.update(snapshot);
+    },
+    onFailure: (ref, message) => {
+      progress.log(`reencrypt: failed ${ref.namespace}/${ref.name}: ${message}\n`);
+    },
+  };
+}
+
+function scopeText(scope: ListScope): string {
+  return `${scope.namespace !== undefined ? `namespace ${scope.namespace}` : 'all namespaces'}${scope.labelSelector !== undefined ? `, selector ${scope.labelSelector}` : ''}${scope.fieldSelector !== undefined ? `, field selector ${scope.fieldSelector}` : ''}`;
+}
+
+function writeSummary(
+  ctx: ReencryptIo,
+  summary: SweepSummary,
+  json: boolean,
+  say: (line: string) => void,
+): void {
+  if (json) {
+    ctx.stdout.write(`${summaryJson(summary)}\n`);
+    // The JSON has the facts; the person watching the logs still gets the one line to act on.
+    if (summary.fatalError !== undefined) say(`stopped: ${summary.fatalError}`);
+    if (summary.interrupted) say('interrupted; run again to continue.');
+  } else {
+    ctx.stdout.write(summaryText(summary));
+  }
+}
+
 /** DescribeKey with a few retries on transient KMS trouble (throttling, network). */
 async function readTarget(ctx: ReencryptIo, kms: KmsSettings, clock: Clock): Promise<TargetKey> {
   const credential = staticCredentialFromEnv(ctx.env);
   const api = createKmsClient(kms, credential !== undefined ? { credential } : {});
-  let lastError: unknown;
+  let lastError: Error | undefined;
   try {
     return await retry(
       async () => {
@@ -161,7 +178,7 @@ async function readTarget(ctx: ReencryptIo, kms: KmsSettings, clock: Clock): Pro
         clock,
         signal: ctx.stopSignal,
         nextDelayMs: (error, attempt) => {
-          lastError = error;
+          lastError = error instanceof KeyNotUsableError ? error : toKmsError(error);
           return error instanceof KeyNotUsableError || !toKmsError(error).transient
             ? undefined
             : backoffDelayMs(attempt, DEFAULT_BACKOFF, Math.random);
