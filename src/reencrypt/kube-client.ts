@@ -374,36 +374,44 @@ function exchange(
 ): Promise<RawResponse> {
   const { method, path, clock } = limits;
   return new Promise<RawResponse>((resolve, reject) => {
-    // Once the deadline cut the connection, that is the error, whatever the socket reports.
-    let expired: KubeApiError | undefined;
-    const deadline = clock.setTimeout(() => {
-      expired = new KubeApiError(
-        'network',
-        undefined,
-        `${method} ${withoutQuery(path)}: no complete answer within ${limits.deadlineMs} ms (the deadline per request, --request-timeout)`,
-      );
-      request.destroy(expired);
-    }, limits.deadlineMs);
+    let settled = false;
+    /** Why we cut the connection (deadline, byte cap): that is the error, whatever the socket says. */
+    let cause: Error | undefined;
     const settle = (outcome: { response: RawResponse } | { error: unknown }): void => {
+      if (settled) return;
+      settled = true;
       clock.clearTimeout(deadline);
       if ('response' in outcome) resolve(outcome.response);
-      else if (expired !== undefined) reject(expired);
-      else if (outcome.error instanceof KubeApiError || outcome.error instanceof ResponseTooLarge)
-        reject(outcome.error);
+      else if (cause !== undefined) reject(cause);
+      else if (outcome.error instanceof KubeApiError) reject(outcome.error);
       else reject(networkError(method, path, outcome.error));
     };
+    const cut = (reason: Error | undefined): void => {
+      cause ??= reason;
+      request.destroy();
+      if (reason !== undefined) settle({ error: reason });
+    };
+    const deadline = clock.setTimeout(() => {
+      cut(
+        new KubeApiError(
+          'network',
+          undefined,
+          `${method} ${withoutQuery(path)}: no complete answer within ${limits.deadlineMs} ms (the deadline per request, --request-timeout)`,
+        ),
+      );
+    }, limits.deadlineMs);
     request.on('response', (response) => {
-      readCapped(response, limits.maxResponseBytes).then(
-        (text) => {
+      readCapped(response, limits.maxResponseBytes, {
+        done: (text) => {
           settle({
             response: { status: response.statusCode ?? 0, headers: response.headers, body: text },
           });
         },
-        (error: unknown) => {
-          request.destroy();
+        fail: (error) => {
           settle({ error });
         },
-      );
+        cut,
+      });
     });
     request.on('error', (error) => {
       settle({ error });
@@ -412,39 +420,50 @@ function exchange(
   });
 }
 
+interface BodySink {
+  /** The whole body as text; undefined for an error body over MAX_ERROR_BODY_BYTES (unread). */
+  done(text: string | undefined): void;
+  fail(error: unknown): void;
+  /** Closes the connection; with a reason, the exchange fails with it. */
+  cut(reason: Error | undefined): void;
+}
+
 /**
- * The body as text, read chunk by chunk; a 200 over `limitBytes` rejects with
- * ResponseTooLarge, an error body over MAX_ERROR_BODY_BYTES resolves undefined (unread).
+ * Reads the body chunk by chunk, counting bytes as they arrive: a 200 over `limitBytes` is
+ * cut at once with ResponseTooLarge; an error body over MAX_ERROR_BODY_BYTES is not read
+ * further (only its status is used). Calls back synchronously, so the reason the connection
+ * was cut is known before the socket reports the close.
  */
-function readCapped(
-  response: http.IncomingMessage,
-  limitBytes: number,
-): Promise<string | undefined> {
+function readCapped(response: http.IncomingMessage, limitBytes: number, sink: BodySink): void {
   const ok = response.statusCode === 200;
   const cap = ok ? limitBytes : Math.min(limitBytes, MAX_ERROR_BODY_BYTES);
   const decoder = new StringDecoder('utf8');
-  const parts: string[] = [];
+  let parts: string[] = [];
   let received = 0;
-  return new Promise((resolve, reject) => {
-    response.on('data', (chunk: Buffer) => {
-      received += chunk.length;
-      if (received > cap) {
-        response.removeAllListeners('data');
-        response.destroy();
-        if (ok) reject(new ResponseTooLarge(cap));
-        else resolve(undefined);
-        return;
-      }
+  response.on('data', (chunk: Buffer) => {
+    received += chunk.length;
+    if (received <= cap) {
       parts.push(decoder.write(chunk));
-    });
-    response.on('error', reject);
-    response.on('aborted', () => {
-      reject(new Error('the connection closed before the answer was complete'));
-    });
-    response.on('end', () => {
-      parts.push(decoder.end());
-      resolve(parts.join(''));
-    });
+      return;
+    }
+    response.removeAllListeners('data');
+    parts = [];
+    if (ok) {
+      sink.cut(new ResponseTooLarge(cap));
+    } else {
+      sink.done(undefined);
+      sink.cut(undefined);
+    }
+  });
+  response.on('error', (error) => {
+    sink.fail(error);
+  });
+  response.on('aborted', () => {
+    sink.fail(new Error('the connection closed before the answer was complete'));
+  });
+  response.on('end', () => {
+    parts.push(decoder.end());
+    sink.done(parts.join(''));
   });
 }
 
