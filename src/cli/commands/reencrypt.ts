@@ -59,7 +59,7 @@ export function reencryptCommand(ctx: CliContext): Command {
     .addOption(
       new Option(
         '--request-timeout <duration>',
-        'wall-clock deadline of each Kubernetes request, first byte to last (retried like other network failures)',
+        'wall-clock deadline of each Kubernetes request, from sending it to the last byte of the answer (retried like other network failures)',
       ).default(`${DEFAULT_REQUEST_DEADLINE_MS / 1000}s`),
     )
     .addOption(
