@@ -90,7 +90,10 @@ export interface SecretMetadataClientOptions {
   readonly userAgent: string;
   /** Upper bound of parallel connections (the sweep's concurrency plus the lister). */
   readonly maxSockets: number;
-  /** Wall-clock deadline of one request, first byte to last (default DEFAULT_REQUEST_DEADLINE_MS). */
+  /**
+   * Wall-clock deadline of one request, from sending it to the last byte of the answer
+   * (default DEFAULT_REQUEST_DEADLINE_MS).
+   */
   readonly deadlineMs?: number;
   /** Largest response body accepted (default DEFAULT_MAX_RESPONSE_BYTES). */
   readonly maxResponseBytes?: number;
