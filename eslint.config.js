@@ -31,6 +31,17 @@ export default tseslint.config(
     },
   },
   {
+    // Budgets that keep product code in small parts (tests and bench are not held to them).
+    files: ['src/**/*.ts'],
+    rules: {
+      complexity: ['error', 12],
+      'max-depth': ['error', 3],
+      'max-lines-per-function': ['error', { max: 80, skipBlankLines: true, skipComments: true }],
+      'max-params': ['error', 4],
+      'no-labels': 'error',
+    },
+  },
+  {
     files: ['src/cli/**/*.ts', 'test/**/*.ts', 'bench/**/*.ts', 'scripts/**/*.ts'],
     rules: { 'no-restricted-properties': 'off' },
   },

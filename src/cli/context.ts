@@ -1,6 +1,7 @@
 import type { Writable } from 'node:stream';
 import { Option, type Command } from 'commander';
 import { SETTINGS, type RawSettings, type SettingName } from '../config/settings.js';
+import type { Clock } from '../time/clock.js';
 
 /** What a command may touch of the process: passed in so tests can run commands in-process. */
 export interface CliContext {
@@ -9,8 +10,8 @@ export interface CliContext {
   readonly stderr: Writable;
   /** Resolves when the process is asked to stop (SIGTERM/SIGINT); serve-like commands await it. */
   readonly stopSignal: AbortSignal;
-  /** Clock (ms) of commands that report or judge times (check, reencrypt); default Date.now. */
-  readonly now?: () => number;
+  /** Clock of commands that report or judge times (check, reencrypt); default the system clock. */
+  readonly clock?: Clock;
   exitCode: number;
 }
 

@@ -1,10 +1,12 @@
 /**
  * Keeps the guard's knowledge of the KMS key fresh off the hot path: one DescribeKey per
- * refresh interval, backoff with full jitter on transient failures, and a snapshot that is
+ * refresh interval, backoff with equal jitter on transient failures, and a snapshot that is
  * computed from memory (never I/O) so admission requests never wait for KMS.
  */
 import type { Logger } from 'pino';
 import type { KmsSettings, MonitorSettings } from '../config/settings.js';
+import { systemClock, type Clock } from '../time/clock.js';
+import { backoffDelayMs, type BackoffPolicy } from '../time/retry.js';
 import { createKmsClient, type KmsClient } from './client.js';
 import { KmsError, LOCAL_ERROR_CODES, toKmsError } from './errors.js';
 import {
@@ -23,13 +25,6 @@ export type KmsCallObserver = (call: {
   result: string;
   durationSeconds: number;
 }) => void;
-
-/** The timer functions the monitor uses; tests pass a fake clock. */
-export interface MonitorClock {
-  now(): number;
-  setTimeout(callback: () => void, ms: number): unknown;
-  clearTimeout(handle: unknown): void;
-}
 
 export interface KeyMonitor extends KeySnapshotSource {
   /** Begins periodic refresh (the first lookup starts at once). */
@@ -50,7 +45,8 @@ export interface KeyMonitorOptions {
   readonly api?: KmsClient;
   /** Metrics hook, called once per KMS call. */
   readonly onKmsCall?: KmsCallObserver;
-  readonly clock?: MonitorClock;
+  /** Default: the system clock; tests pass a fake one. */
+  readonly clock?: Clock;
   /** Jitter source in [0, 1). */
   readonly random?: () => number;
   /** Deadline of one lookup, above the client's own timeouts (default 10 s). */
@@ -66,38 +62,20 @@ export const BACKOFF_BASE_MS = 1000;
 export const BACKOFF_CAP_INTERVALS = 1;
 export const DEFAULT_LOOKUP_TIMEOUT_MS = 10_000;
 
-const systemClock: MonitorClock = {
-  now: () => Date.now(),
-  setTimeout: (callback, ms) => {
-    const handle = setTimeout(callback, ms);
-    // A forgotten monitor must not keep the process alive.
-    handle.unref();
-    return handle;
-  },
-  clearTimeout: (handle) => {
-    clearTimeout(handle as NodeJS.Timeout);
-  },
-};
-
 /**
- * Delay before retry number `failures` (1-based): exponential with jitter, random in
- * [ceiling/2, ceiling] where ceiling = min(cap, base·2^(failures-1)) ("equal jitter"):
- * retries of many replicas spread out, yet even unlucky draws keep a long outage at no more
- * than twice the normal polling rate against the shared per-account KMS QPS budget.
+ * The monitor's retry delays: equal jitter ([ceiling/2, ceiling], ceiling =
+ * min(cap, base·2^(failures-1))), first ceiling BACKOFF_BASE_MS or the refresh interval if
+ * shorter, capped at one refresh interval and half the max staleness: retries of many
+ * replicas spread out, yet even unlucky draws keep a long outage at no more than twice the
+ * normal polling rate against the shared per-account KMS QPS budget.
  */
-export function backoffDelayMs(
-  failures: number,
-  settings: MonitorSettings,
-  random: () => number,
-): number {
-  const base = Math.min(BACKOFF_BASE_MS, settings.refreshIntervalMs);
-  const cap = Math.max(
-    base,
+export function monitorBackoff(settings: MonitorSettings): BackoffPolicy {
+  const baseMs = Math.min(BACKOFF_BASE_MS, settings.refreshIntervalMs);
+  const maxMs = Math.max(
+    baseMs,
     Math.min(BACKOFF_CAP_INTERVALS * settings.refreshIntervalMs, settings.maxStalenessMs / 2),
   );
-  const ceiling = Math.min(cap, base * 2 ** Math.min(Math.max(failures, 1) - 1, 30));
-  const floor = ceiling / 2;
-  return Math.round(floor + Math.min(Math.max(random(), 0), 1) * (ceiling - floor));
+  return { baseMs, maxMs };
 }
 
 function stateKey(snapshot: KeySnapshot): string {
@@ -114,18 +92,16 @@ export function createKeyMonitor(options: KeyMonitorOptions): KeyMonitor {
   const { kms, monitor: settings, logger } = options;
   const clock = options.clock ?? systemClock;
   const random = options.random ?? Math.random;
-  const lookupTimeoutMs = options.lookupTimeoutMs ?? DEFAULT_LOOKUP_TIMEOUT_MS;
-  const api = options.api ?? createKmsClient(kms);
-  const requestedKeyId = requestKeyId(kms.keyId);
   const log = logger.child({ component: 'kms-monitor', kmsKeyId: kms.keyId });
+  const lookup = createLookup(options, clock, log);
+  const logLookup = createLookupLogger(log);
+  const timer = createTimer(clock);
 
   let observations = initialObservations(kms.keyId);
   let inFlight: Promise<KeySnapshot> | undefined;
-  let timer: unknown;
   let started = false;
   let stopped = false;
   let consecutiveFailures = 0;
-  let lastStateKey: string | undefined;
   let markFirstLookupDone: () => void = () => undefined;
   const firstLookup = new Promise<void>((resolve) => {
     markFirstLookupDone = resolve;
@@ -141,6 +117,105 @@ export function createKeyMonitor(options: KeyMonitorOptions): KeyMonitor {
     }
     return latest.snapshot;
   };
+
+  function apply(outcome: KeyLookupOutcome): KeySnapshot {
+    const previousKeyId = observations.facts?.keyId;
+    observations = recordOutcome(observations, outcome);
+    consecutiveFailures = outcome.kind === 'failed' ? consecutiveFailures + 1 : 0;
+    const delayMs = nextDelayMs(outcome, consecutiveFailures, settings, random);
+    try {
+      const current = snapshot();
+      logLookup({
+        outcome,
+        current,
+        previousKeyId,
+        resolvedKeyId: observations.facts?.keyId,
+        consecutiveFailures,
+        retryInMs: started && !stopped ? delayMs : undefined,
+      });
+      return current;
+    } finally {
+      // Whatever logging does, the next lookup is scheduled: the monitor never stops by itself.
+      markFirstLookupDone();
+      if (started && !stopped) {
+        timer.set(delayMs, () => {
+          // apply() has already rescheduled; a failure here can only come from logging itself.
+          refresh().catch(() => undefined);
+        });
+      }
+    }
+  }
+
+  function refresh(): Promise<KeySnapshot> {
+    if (stopped) return Promise.resolve(snapshot());
+    // Cleared before apply() so that callers woken by this lookup start a fresh one.
+    inFlight ??= lookup()
+      .finally(() => {
+        inFlight = undefined;
+      })
+      .then(apply);
+    return inFlight;
+  }
+
+  return {
+    snapshot,
+    refresh,
+    firstLookup,
+    start() {
+      if (started || stopped) return;
+      started = true;
+      refresh().catch(() => undefined);
+    },
+    async stop() {
+      stopped = true;
+      timer.clear();
+      if (inFlight) await inFlight.catch(() => undefined);
+      markFirstLookupDone();
+    },
+  };
+}
+
+/** After a transient failure, back off; otherwise wait one refresh interval. */
+function nextDelayMs(
+  outcome: KeyLookupOutcome,
+  consecutiveFailures: number,
+  settings: MonitorSettings,
+  random: () => number,
+): number {
+  if (outcome.kind === 'failed' && outcome.failure.transient === true) {
+    return backoffDelayMs(consecutiveFailures, monitorBackoff(settings), random);
+  }
+  return settings.refreshIntervalMs;
+}
+
+/** One pending timer at most: setting it again replaces the previous one. */
+function createTimer(clock: Clock): { set(ms: number, callback: () => void): void; clear(): void } {
+  let handle: unknown;
+  const clear = (): void => {
+    if (handle !== undefined) clock.clearTimeout(handle);
+    handle = undefined;
+  };
+  return {
+    set(ms, callback) {
+      clear();
+      handle = clock.setTimeout(() => {
+        handle = undefined;
+        callback();
+      }, ms);
+    },
+    clear,
+  };
+}
+
+/** One DescribeKey with a deadline, reported to the metrics hook, as an outcome (never throws). */
+function createLookup(
+  options: KeyMonitorOptions,
+  clock: Clock,
+  log: Logger,
+): () => Promise<KeyLookupOutcome> {
+  const lookupTimeoutMs = options.lookupTimeoutMs ?? DEFAULT_LOOKUP_TIMEOUT_MS;
+  const api = options.api ?? createKmsClient(options.kms);
+  const requestedKeyId = requestKeyId(options.kms.keyId);
 
   function observeCall(action: string, result: string, startedAt: number): void {
     if (!options.onKmsCall) return;
@@ -170,7 +245,7 @@ export function createKeyMonitor(options: KeyMonitorOptions): KeyMonitor {
     });
   }
 
-  async function lookup(): Promise<KeyLookupOutcome> {
+  return async () => {
     const startedAt = clock.now();
     try {
       const metadata = await withDeadline(api.describeKey(requestedKeyId));
@@ -181,47 +256,22 @@ export function createKeyMonitor(options: KeyMonitorOptions): KeyMonitor {
       observeCall('DescribeKey', error.code, startedAt);
       return outcomeFromError(error, new Date(clock.now()));
     }
-  }
+  };
+}
 
-  function nextDelayMs(outcome: KeyLookupOutcome): number {
-    if (outcome.kind === 'failed' && outcome.failure.transient === true) {
-      return backoffDelayMs(consecutiveFailures, settings, random);
-    }
-    return settings.refreshIntervalMs;
-  }
+interface LookupLogEntry {
+  readonly outcome: KeyLookupOutcome;
+  readonly current: KeySnapshot;
+  readonly previousKeyId: string | undefined;
+  readonly resolvedKeyId: string | undefined;
+  readonly consecutiveFailures: number;
+  readonly retryInMs: number | undefined;
+}
 
-  function schedule(delayMs: number): void {
-    if (!started || stopped) return;
-    if (timer !== undefined) clock.clearTimeout(timer);
-    timer = clock.setTimeout(() => {
-      timer = undefined;
-      // apply() has already rescheduled; a failure here can only come from logging itself.
-      refresh().catch(() => undefined);
-    }, delayMs);
-  }
-
-  function apply(outcome: KeyLookupOutcome): KeySnapshot {
-    const previousKeyId = observations.facts?.keyId;
-    observations = recordOutcome(observations, outcome);
-    consecutiveFailures = outcome.kind === 'failed' ? consecutiveFailures + 1 : 0;
-    const delayMs = nextDelayMs(outcome);
-    try {
-      return report(outcome, previousKeyId, delayMs);
-    } finally {
-      // Whatever logging does, the next lookup is scheduled: the monitor never stops by itself.
-      markFirstLookupDone();
-      schedule(delayMs);
-    }
-  }
-
-  /** Logs failures and state changes of one lookup; returns the new snapshot. */
-  function report(
-    outcome: KeyLookupOutcome,
-    previousKeyId: string | undefined,
-    delayMs: number,
-  ): KeySnapshot {
-    const current = snapshot();
-
+/** Logs failures and state changes of each lookup (a state is logged once, when it changes). */
+function createLookupLogger(log: Logger): (entry: LookupLogEntry) => void {
+  let lastStateKey: string | undefined;
+  return ({ outcome, current, previousKeyId, resolvedKeyId, consecutiveFailures, retryInMs }) => {
     if (outcome.kind !== 'found') {
       const { failure } = outcome;
       log.warn(
@@ -231,12 +281,11 @@ export function createKeyMonitor(options: KeyMonitorOptions): KeyMonitor {
           requestId: failure.requestId,
           transient: failure.transient,
           consecutiveFailures,
-          retryInMs: started && !stopped ? delayMs : undefined,
+          retryInMs,
         },
         `KMS DescribeKey failed: ${failure.message}`,
       );
     }
-    const resolvedKeyId = observations.facts?.keyId;
     if (previousKeyId !== undefined && resolvedKeyId !== previousKeyId) {
       log.info(
         { previousKeyId, resolvedKeyId },
@@ -257,36 +306,6 @@ export function createKeyMonitor(options: KeyMonitorOptions): KeyMonitor {
         'KMS key state changed',
       );
     }
-    return current;
-  }
-
-  function refresh(): Promise<KeySnapshot> {
-    if (stopped) return Promise.resolve(snapshot());
-    // Cleared before apply() so that callers woken by this lookup start a fresh one.
-    inFlight ??= lookup()
-      .finally(() => {
-        inFlight = undefined;
-      })
-      .then(apply);
-    return inFlight;
-  }
-
-  return {
-    snapshot,
-    refresh,
-    firstLookup,
-    start() {
-      if (started || stopped) return;
-      started = true;
-      refresh().catch(() => undefined);
-    },
-    async stop() {
-      stopped = true;
-      if (timer !== undefined) clock.clearTimeout(timer);
-      timer = undefined;
-      if (inFlight) await inFlight.catch(() => undefined);
-      markFirstLookupDone();
-    },
   };
 }
 

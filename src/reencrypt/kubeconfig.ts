@@ -31,49 +31,9 @@ export interface ResolvedKubeconfig {
  */
 export function resolveKubeconfig(source: KubeconfigSource): ResolvedKubeconfig {
   const kubeConfig = new KubeConfig();
-  let description: string;
-  const listed = (source.env.KUBECONFIG ?? '').split(delimiter).filter((file) => file !== '');
-  const home = source.env.HOME ?? source.env.USERPROFILE;
-  const defaultFile = home !== undefined && home !== '' ? join(home, '.kube', 'config') : undefined;
-  if (source.kubeconfigPath !== undefined && source.kubeconfigPath !== '') {
-    loadFile(kubeConfig, source.kubeconfigPath, '--kubeconfig');
-    description = source.kubeconfigPath;
-  } else if (listed.length > 0) {
-    const [first, ...rest] = listed as [string, ...string[]];
-    loadFile(kubeConfig, first, 'KUBECONFIG');
-    for (const file of rest) {
-      if (!existsSync(file)) continue; // kubectl ignores missing entries of KUBECONFIG
-      const next = new KubeConfig();
-      loadFile(next, file, 'KUBECONFIG');
-      mergeFirstWins(kubeConfig, next);
-    }
-    description = `KUBECONFIG=${listed.join(delimiter)}`;
-  } else if (defaultFile !== undefined && existsSync(defaultFile)) {
-    loadFile(kubeConfig, defaultFile, 'the default kubeconfig');
-    description = defaultFile;
-  } else if (
-    source.env.KUBERNETES_SERVICE_HOST !== undefined &&
-    source.env.KUBERNETES_SERVICE_PORT !== undefined
-  ) {
-    loadInCluster(kubeConfig, source);
-    description = 'in-cluster service account';
-  } else {
-    throw new ConfigError(
-      'no Kubernetes connection found: pass --kubeconfig, set KUBECONFIG, create ~/.kube/config, or run inside a pod with a service account.',
-    );
-  }
-
+  const description = loadConnection(kubeConfig, source);
   if (source.context !== undefined && source.context !== '') {
-    if (kubeConfig.getContextObject(source.context) === null) {
-      const known = kubeConfig
-        .getContexts()
-        .map((context) => context.name)
-        .join(', ');
-      throw new ConfigError(
-        `--context ${source.context} is not in ${description} (contexts: ${known === '' ? 'none' : known}): pick one of them.`,
-      );
-    }
-    kubeConfig.setCurrentContext(source.context);
+    useContext(kubeConfig, source.context, description);
   }
   const cluster = kubeConfig.getCurrentCluster();
   if (!cluster?.server) {
@@ -82,6 +42,59 @@ export function resolveKubeconfig(source: KubeconfigSource): ResolvedKubeconfig 
     );
   }
   return { kubeConfig, source: description, server: cluster.server };
+}
+
+/** Loads the first connection source that exists (kubectl's order); returns its description. */
+function loadConnection(kubeConfig: KubeConfig, source: KubeconfigSource): string {
+  const listed = (source.env.KUBECONFIG ?? '').split(delimiter).filter((file) => file !== '');
+  const home = source.env.HOME ?? source.env.USERPROFILE;
+  const defaultFile = home !== undefined && home !== '' ? join(home, '.kube', 'config') : undefined;
+  if (source.kubeconfigPath !== undefined && source.kubeconfigPath !== '') {
+    loadFile(kubeConfig, source.kubeconfigPath, '--kubeconfig');
+    return source.kubeconfigPath;
+  }
+  if (listed.length > 0) {
+    loadList(kubeConfig, listed as [string, ...string[]]);
+    return `KUBECONFIG=${listed.join(delimiter)}`;
+  }
+  if (defaultFile !== undefined && existsSync(defaultFile)) {
+    loadFile(kubeConfig, defaultFile, 'the default kubeconfig');
+    return defaultFile;
+  }
+  if (
+    source.env.KUBERNETES_SERVICE_HOST !== undefined &&
+    source.env.KUBERNETES_SERVICE_PORT !== undefined
+  ) {
+    loadInCluster(kubeConfig, source);
+    return 'in-cluster service account';
+  }
+  throw new ConfigError(
+    'no Kubernetes connection found: pass --kubeconfig, set KUBECONFIG, create ~/.kube/config, or run inside a pod with a service account.',
+  );
+}
+
+/** $KUBECONFIG: the first file must exist; later ones are merged, first wins. */
+function loadList(kubeConfig: KubeConfig, [first, ...rest]: [string, ...string[]]): void {
+  loadFile(kubeConfig, first, 'KUBECONFIG');
+  for (const file of rest) {
+    if (!existsSync(file)) continue; // kubectl ignores missing entries of KUBECONFIG
+    const next = new KubeConfig();
+    loadFile(next, file, 'KUBECONFIG');
+    mergeFirstWins(kubeConfig, next);
+  }
+}
+
+function useContext(kubeConfig: KubeConfig, context: string, description: string): void {
+  if (kubeConfig.getContextObject(context) === null) {
+    const known = kubeConfig
+      .getContexts()
+      .map((entry) => entry.name)
+      .join(', ');
+    throw new ConfigError(
+      `--context ${context} is not in ${description} (contexts: ${known === '' ? 'none' : known}): pick one of them.`,
+    );
+  }
+  kubeConfig.setCurrentContext(context);
 }
 
 /** kubectl's merge rule: the first file that names a cluster, user or context wins. */

@@ -1,3 +1,5 @@
+import type { BackoffPolicy } from '../time/retry.js';
+
 /** Pure retry policy of the sweep: which failures are worth another attempt, and when. */
 
 /** How a failed Kubernetes request is treated. */
@@ -43,9 +45,8 @@ export function isFatal(kind: FailureKind): boolean {
   return kind === 'forbidden' || kind === 'unauthorized';
 }
 
-export interface BackoffPolicy {
-  readonly baseMs: number;
-  readonly maxMs: number;
+/** The sweep's backoff: the shared policy plus a bound on attempts per request. */
+export interface SweepBackoff extends BackoffPolicy {
   /** Total attempts per request, the first included. */
   readonly maxAttempts: number;
 }
@@ -56,27 +57,7 @@ export interface BackoffPolicy {
  */
 export const MAX_CONSECUTIVE_FAILURES = 20;
 
-export const DEFAULT_BACKOFF: BackoffPolicy = { baseMs: 250, maxMs: 30_000, maxAttempts: 5 };
-
-/**
- * Delay before retry number `retry` (1 = first retry): exponential with "equal jitter" (half
- * fixed, half random) so many workers hitting the same 429 don't retry in lockstep. A server's
- * Retry-After is honoured as a lower bound.
- */
-export function backoffDelayMs(
-  retry: number,
-  policy: BackoffPolicy,
-  random: () => number,
-  retryAfterSeconds?: number,
-): number {
-  const exponential = Math.min(policy.maxMs, policy.baseMs * 2 ** Math.max(0, retry - 1));
-  const jittered = exponential / 2 + random() * (exponential / 2);
-  const serverAsked =
-    retryAfterSeconds !== undefined && retryAfterSeconds > 0
-      ? Math.min(policy.maxMs, retryAfterSeconds * 1000)
-      : 0;
-  return Math.round(Math.max(jittered, serverAsked));
-}
+export const DEFAULT_BACKOFF: SweepBackoff = { baseMs: 250, maxMs: 30_000, maxAttempts: 5 };
 
 /** Parses a Retry-After header: delta-seconds or an HTTP date. */
 export function parseRetryAfter(header: string | undefined, now: number): number | undefined {

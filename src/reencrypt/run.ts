@@ -1,5 +1,4 @@
 import type { Writable } from 'node:stream';
-import { setTimeout as delay } from 'node:timers/promises';
 import cliProgress from 'cli-progress';
 import { ConfigError } from '../config/errors.js';
 import type { KmsSettings } from '../config/settings.js';
@@ -7,13 +6,15 @@ import { createKmsClient, staticCredentialFromEnv } from '../kms/client.js';
 import { requestKeyId } from '../kms/key-id.js';
 import { isCredentialProblem, keyVerdictOf, toKmsError } from '../kms/errors.js';
 import { explainReason } from '../kms/vocabulary.js';
+import { foregroundClock, type Clock } from '../time/clock.js';
+import { backoffDelayMs, retry } from '../time/retry.js';
 import { createSecretMetadataClient, type ListScope } from './kube-client.js';
 import { resolveKubeconfig } from './kubeconfig.js';
 import type { TargetKey } from './plan.js';
 import { createTokenBucket } from './rate-limit.js';
-import { DEFAULT_BACKOFF, backoffDelayMs } from './retry.js';
+import { DEFAULT_BACKOFF } from './retry.js';
 import { progressLine, summaryJson, summaryText, sweepExitCode } from './summary.js';
-import { runSweep, type SweepClock, type SweepObserver, type SweepProgress } from './sweep.js';
+import { runSweep, type SweepObserver, type SweepProgress, type SweepSummary } from './sweep.js';
 import { KeyNotUsableError, targetFromKeyMetadata } from './target.js';
 
 /**
@@ -28,8 +29,8 @@ export interface ReencryptIo {
   readonly stdout: Writable;
   readonly stderr: Writable;
   readonly stopSignal: AbortSignal;
-  /** Clock (ms) for the key check, rate limit and retries; default Date.now. */
-  readonly now?: () => number;
+  /** Clock for the key check, rate limit, retries and request deadlines; default the system clock. */
+  readonly clock?: Clock;
 }
 
 export interface ReencryptRequest {
@@ -41,6 +42,8 @@ export interface ReencryptRequest {
   readonly concurrency: number;
   readonly qps: number;
   readonly pageSize: number;
+  /** Wall-clock deadline of each Kubernetes request. */
+  readonly requestTimeoutMs: number;
   readonly progressIntervalMs: number;
   readonly json: boolean;
   readonly userAgent: string;
@@ -59,7 +62,7 @@ export async function runReencrypt(ctx: ReencryptIo, request: ReencryptRequest):
   const say = (line: string): void => {
     ctx.stderr.write(`reencrypt: ${line}\n`);
   };
-  const clock = systemClock(ctx.now ?? Date.now);
+  const clock = ctx.clock ?? foregroundClock;
 
   let target: TargetKey;
   try {
@@ -85,23 +88,17 @@ export async function runReencrypt(ctx: ReencryptIo, request: ReencryptRequest):
   }
 
   say(
-    `${request.dryRun ? 'dry run: ' : ''}key ${target.keyId} primary version ${target.primaryKeyVersion}; cluster ${cluster.server} (${cluster.source}); ${scope.namespace !== undefined ? `namespace ${scope.namespace}` : 'all namespaces'}${scope.labelSelector !== undefined ? `, selector ${scope.labelSelector}` : ''}${scope.fieldSelector !== undefined ? `, field selector ${scope.fieldSelector}` : ''}`,
+    `${request.dryRun ? 'dry run: ' : ''}key ${target.keyId} primary version ${target.primaryKeyVersion}; cluster ${cluster.server} (${cluster.source}); ${scopeText(scope)}`,
   );
 
   const client = createSecretMetadataClient({
     kubeConfig: cluster.kubeConfig,
     userAgent: request.userAgent,
     maxSockets: concurrency + 1,
+    deadlineMs: request.requestTimeoutMs,
+    clock,
   });
   const progress = createProgressReporter(ctx, request.progressIntervalMs);
-  const observer: SweepObserver = {
-    onProgress: (snapshot) => {
-      progress.update(snapshot);
-    },
-    onFailure: (ref, message) => {
-      progress.log(`reencrypt: failed ${ref.namespace}/${ref.name}: ${message}\n`);
-    },
-  };
   try {
     const summary = await runSweep({
       client,
@@ -119,17 +116,10 @@ export async function runReencrypt(ctx: ReencryptIo, request: ReencryptRequest):
       clock,
       random: Math.random,
       signal: ctx.stopSignal,
-      observer,
+      observer: observerOf(progress),
     });
     progress.stop();
-    if (request.json) {
-      ctx.stdout.write(`${summaryJson(summary)}\n`);
-      // The JSON has the facts; the person watching the logs still gets the one line to act on.
-      if (summary.fatalError !== undefined) say(`stopped: ${summary.fatalError}`);
-      if (summary.interrupted) say('interrupted; run again to continue.');
-    } else {
-      ctx.stdout.write(summaryText(summary));
-    }
+    writeSummary(ctx, summary, request.json, say);
     return sweepExitCode(summary);
   } finally {
     progress.stop();
@@ -137,27 +127,65 @@ export async function runReencrypt(ctx: ReencryptIo, request: ReencryptRequest):
   }
 }
 
-/** DescribeKey with a few retries on transient KMS trouble (throttling, network). */
-async function readTarget(
+/** Progress to the reporter; each failed Secret named on a line of its own. */
+function observerOf(progress: ProgressReporter): SweepObserver {
+  return {
+    onProgress: (snapshot) => {
+      progress.update(snapshot);
+    },
+    onFailure: (ref, message) => {
+      progress.log(`reencrypt: failed ${ref.namespace}/${ref.name}: ${message}\n`);
+    },
+  };
+}
+
+function scopeText(scope: ListScope): string {
+  return `${scope.namespace !== undefined ? `namespace ${scope.namespace}` : 'all namespaces'}${scope.labelSelector !== undefined ? `, selector ${scope.labelSelector}` : ''}${scope.fieldSelector !== undefined ? `, field selector ${scope.fieldSelector}` : ''}`;
+}
+
+function writeSummary(
   ctx: ReencryptIo,
-  kms: KmsSettings,
-  clock: SweepClock,
-): Promise<TargetKey> {
+  summary: SweepSummary,
+  json: boolean,
+  say: (line: string) => void,
+): void {
+  if (json) {
+    ctx.stdout.write(`${summaryJson(summary)}\n`);
+    // The JSON has the facts; the person watching the logs still gets the one line to act on.
+    if (summary.fatalError !== undefined) say(`stopped: ${summary.fatalError}`);
+    if (summary.interrupted) say('interrupted; run again to continue.');
+  } else {
+    ctx.stdout.write(summaryText(summary));
+  }
+}
+
+/** DescribeKey with a few retries on transient KMS trouble (throttling, network). */
+async function readTarget(ctx: ReencryptIo, kms: KmsSettings, clock: Clock): Promise<TargetKey> {
   const credential = staticCredentialFromEnv(ctx.env);
   const api = createKmsClient(kms, credential !== undefined ? { credential } : {});
-  for (let attempt = 1; ; attempt += 1) {
-    try {
-      const metadata = await api.describeKey(requestKeyId(kms.keyId));
-      return targetFromKeyMetadata(metadata, clock.now(), kms.keyId);
-    } catch (error) {
-      if (error instanceof KeyNotUsableError) throw error;
-      const failure = toKmsError(error);
-      if (!failure.transient || attempt >= KMS_ATTEMPTS) {
-        throw failure;
-      }
-      await clock.sleep(backoffDelayMs(attempt, DEFAULT_BACKOFF, Math.random), ctx.stopSignal);
-      if (ctx.stopSignal.aborted) throw failure;
-    }
+  let lastError: Error | undefined;
+  try {
+    return await retry(
+      async () => {
+        // Stopped while waiting to retry: give up with the last error, no new call.
+        if (lastError !== undefined && ctx.stopSignal.aborted) throw lastError;
+        const metadata = await api.describeKey(requestKeyId(kms.keyId));
+        return targetFromKeyMetadata(metadata, clock.now(), kms.keyId);
+      },
+      {
+        maxAttempts: KMS_ATTEMPTS,
+        clock,
+        signal: ctx.stopSignal,
+        nextDelayMs: (error, attempt) => {
+          lastError = error instanceof KeyNotUsableError ? error : toKmsError(error);
+          return error instanceof KeyNotUsableError || !toKmsError(error).transient
+            ? undefined
+            : backoffDelayMs(attempt, DEFAULT_BACKOFF, Math.random);
+        },
+      },
+    );
+  } catch (error) {
+    throw error instanceof KeyNotUsableError ? error : toKmsError(error);
   }
 }
 
@@ -233,19 +261,6 @@ function createProgressReporter(ctx: ReencryptIo, intervalMs: number): ProgressR
     },
     stop() {
       clearInterval(timer);
-    },
-  };
-}
-
-function systemClock(now: () => number): SweepClock {
-  return {
-    now,
-    async sleep(ms, signal) {
-      try {
-        await delay(ms, undefined, signal !== undefined ? { signal } : {});
-      } catch {
-        // Aborted: the caller checks the signal.
-      }
     },
   };
 }

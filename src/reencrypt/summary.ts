@@ -39,6 +39,11 @@ export function summaryText(summary: SweepSummary): string {
       `stale ${summary.stale}, rewritten ${summary.rewritten}, skipped ${summary.skipped} (deleted or already current), failed ${summary.failed}`,
     );
   }
+  if (summary.refused > 0) {
+    lines.push(
+      `refused ${summary.refused} list item(s) that carried Secret data (counted as failed; the data was neither kept nor shown)`,
+    );
+  }
   if (summary.listRestarts > 0) {
     lines.push(
       `the list restarted ${summary.listRestarts} time(s) after an expired continue token`,

@@ -1,8 +1,8 @@
 /**
- * A small controllable clock implementing the monitor's `now/setTimeout/clearTimeout`, so
+ * A small controllable clock implementing `Clock` (`now/setTimeout/clearTimeout`), so
  * tests move time explicitly instead of sleeping.
  */
-import type { MonitorClock } from '../../src/kms/monitor.js';
+import type { Clock } from '../../src/time/clock.js';
 
 interface FakeTimer {
   readonly at: number;
@@ -17,7 +17,7 @@ export async function settle(rounds = 5): Promise<void> {
   }
 }
 
-export class FakeClock implements MonitorClock {
+export class FakeClock implements Clock {
   #now: number;
   #order = 0;
   readonly #timers = new Map<number, FakeTimer>();

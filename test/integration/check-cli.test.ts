@@ -1,6 +1,7 @@
 import t from 'tap';
 import { runCli } from '../../src/cli/program.js';
 import type { KeyStateView } from '../../src/kms/key-state.js';
+import { systemClock } from '../../src/time/clock.js';
 import { Kms, withEmulator } from '../helpers/emulator.js';
 import { captureContext } from '../helpers/kms.js';
 
@@ -175,7 +176,7 @@ t.test('check takes its clock from the context (checkedAt, lookup time)', async 
   const fixed = Date.parse('2030-01-02T03:04:05Z');
   const code = await runCli(['check', '--kms-key-id', keyId, '--json'], {
     ...ctx,
-    now: () => fixed,
+    clock: { ...systemClock, now: () => fixed },
   });
   const report = JSON.parse(stdout()) as KeyStateView;
   t.equal(code, 0, 'usable');

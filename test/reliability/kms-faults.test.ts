@@ -7,7 +7,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Agent } from 'node:https';
 import { startEmulator, type RunningEmulator } from '../../src/emulator/index.js';
-import { backoffDelayMs } from '../../src/kms/monitor.js';
+import { monitorBackoff } from '../../src/kms/monitor.js';
+import { backoffDelayMs } from '../../src/time/retry.js';
 import type { MonitorSettings } from '../../src/config/settings.js';
 import { fixture, httpGet, type HttpResult } from '../helpers/server.js';
 import {
@@ -35,7 +36,7 @@ function maxCallsDuringOutage(windowMs: number, settings: MonitorSettings): numb
   let calls = 1;
   let elapsed = 0;
   for (let failures = 1; failures < 10_000; failures += 1) {
-    elapsed += backoffDelayMs(failures, settings, () => 0);
+    elapsed += backoffDelayMs(failures, monitorBackoff(settings), () => 0);
     if (elapsed > windowMs) break;
     calls += 1;
   }
@@ -44,7 +45,7 @@ function maxCallsDuringOutage(windowMs: number, settings: MonitorSettings): numb
 
 /** The longest a monitor waits before its next try after a transient failure. */
 function maxBackoffMs(settings: MonitorSettings): number {
-  return backoffDelayMs(1_000, settings, () => 1);
+  return backoffDelayMs(1_000, monitorBackoff(settings), () => 1);
 }
 
 interface AdmissionLog {

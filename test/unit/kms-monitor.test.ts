@@ -1,5 +1,6 @@
 import t from 'tap';
-import { backoffDelayMs, createKeyMonitor, type KeyMonitorOptions } from '../../src/kms/monitor.js';
+import { createKeyMonitor, monitorBackoff, type KeyMonitorOptions } from '../../src/kms/monitor.js';
+import { backoffDelayMs } from '../../src/time/retry.js';
 import { FakeClock, settle } from '../helpers/clock.js';
 import {
   apiError,
@@ -264,23 +265,23 @@ t.test('verdicts and first lookup failures', async (t) => {
 t.test('backoff numbers', async (t) => {
   const settings = monitorSettings({ refreshIntervalMs: 200, maxStalenessMs: 2000 });
   t.equal(
-    backoffDelayMs(1, settings, () => 1),
+    backoffDelayMs(1, monitorBackoff(settings), () => 1),
     200,
     'base is the interval when it is short',
   );
   t.equal(
-    backoffDelayMs(5, settings, () => 1),
+    backoffDelayMs(5, monitorBackoff(settings), () => 1),
     200,
     'cap one interval',
   );
   t.equal(
-    backoffDelayMs(5, settings, () => 0),
+    backoffDelayMs(5, monitorBackoff(settings), () => 0),
     100,
     'floor half the ceiling',
   );
   const tight = monitorSettings({ refreshIntervalMs: 30_000, maxStalenessMs: 30_000 });
   t.equal(
-    backoffDelayMs(20, tight, () => 1),
+    backoffDelayMs(20, monitorBackoff(tight), () => 1),
     15_000,
     'never beyond half the max staleness',
   );

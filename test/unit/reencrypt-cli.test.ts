@@ -50,6 +50,8 @@ t.test('--help lists the flags', async (t) => {
     '--context',
     '--json',
     '--kms-key-id',
+    '--page-size',
+    '--request-timeout',
   ]) {
     t.match(result.stdout, flag, `mentions ${flag}`);
   }

@@ -1,7 +1,6 @@
 import t from 'tap';
 import {
   DEFAULT_BACKOFF,
-  backoffDelayMs,
   failureKindOfStatus,
   isFatal,
   isRetryable,
@@ -33,38 +32,7 @@ t.test('HTTP statuses map to retry decisions', async (t) => {
   t.notOk(isFatal('throttled'), '429 does not');
 });
 
-t.test('backoff grows exponentially with jitter, capped', async (t) => {
-  const policy = { baseMs: 100, maxMs: 1000, maxAttempts: 5 };
-  t.equal(
-    backoffDelayMs(1, policy, () => 0),
-    50,
-    'first retry, no jitter: half the base',
-  );
-  t.equal(
-    backoffDelayMs(1, policy, () => 1),
-    100,
-    'first retry, full jitter: the base',
-  );
-  t.equal(
-    backoffDelayMs(3, policy, () => 1),
-    400,
-    'third retry: 4× the base',
-  );
-  t.equal(
-    backoffDelayMs(10, policy, () => 1),
-    1000,
-    'capped at maxMs',
-  );
-  t.equal(
-    backoffDelayMs(1, policy, () => 0, 0.5),
-    500,
-    'Retry-After is a lower bound',
-  );
-  t.equal(
-    backoffDelayMs(1, policy, () => 0, 60),
-    1000,
-    'Retry-After is capped at maxMs too',
-  );
+t.test('the sweep retries each request up to five times', async (t) => {
   t.equal(DEFAULT_BACKOFF.maxAttempts, 5, 'five attempts by default');
 });
 

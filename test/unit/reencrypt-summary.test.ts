@@ -17,6 +17,7 @@ const done: SweepSummary = {
   rewritten: 18,
   skipped: 0,
   failed: 0,
+  refused: 0,
   byVersion: { current: 12, unstamped: 3, older: { v1: 6, v2: 9 } },
   wouldRewrite: 0,
   listRestarts: 0,

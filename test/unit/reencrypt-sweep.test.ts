@@ -163,7 +163,7 @@ t.test('429 and 5xx are retried with backoff, honouring Retry-After', async (t) 
     const seen = failures.get(key) ?? 0;
     if (key === 'ns-a/s-04' && seen < 2) {
       failures.set(key, seen + 1);
-      return new KubeApiError('throttled', 429, 'too many requests', 3);
+      return new KubeApiError('throttled', 429, 'too many requests', { retryAfterSeconds: 3 });
     }
     if (key === 'ns-b/s-04' && seen < 1) {
       failures.set(key, seen + 1);
@@ -295,7 +295,7 @@ t.test('an expired continue token with a fresh token continues from it', async (
   secrets.beforeList = (_call, token) => {
     if (token !== undefined && !failedOnce) {
       failedOnce = true;
-      return new KubeApiError('expired', 410, 'expired', undefined, token);
+      return new KubeApiError('expired', 410, 'expired', { continueToken: token });
     }
     return undefined;
   };

@@ -17,6 +17,7 @@ import { requestKeyId } from '../../kms/key-id.js';
 import { describeKeyState, type KeyStateView } from '../../kms/key-state.js';
 import type { KeyLookupOutcome } from '../../kms/types.js';
 import { explainReason, LOOKUP_FAILURE } from '../../kms/vocabulary.js';
+import { systemClock } from '../../time/clock.js';
 import { addSettingOptions, rawSettings, type CliContext } from '../context.js';
 
 const KMS_SETTINGS = ['kmsKeyId', 'kmsRegion', 'kmsEndpoint', 'kmsProtocol'] as const;
@@ -117,7 +118,7 @@ async function lookUp(
 }
 
 export function checkCommand(ctx: CliContext): Command {
-  const clock = ctx.now ?? Date.now;
+  const clock = (): number => (ctx.clock ?? systemClock).now();
   const command = new Command('check').description(
     'Look up the KMS key once and report whether Secrets can be encrypted with it (exit 0 usable, 1 unusable or unknown, 2 configuration error).',
   );

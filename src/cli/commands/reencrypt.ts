@@ -2,6 +2,11 @@ import { Command, Option } from 'commander';
 import { ConfigError } from '../../config/errors.js';
 import { parseKmsSettings, parsePositiveDuration } from '../../config/settings.js';
 import { addSettingOptions, rawSettings, type CliContext } from '../context.js';
+import {
+  DEFAULT_MAX_RESPONSE_BYTES,
+  DEFAULT_PAGE_SIZE,
+  DEFAULT_REQUEST_DEADLINE_MS,
+} from '../../reencrypt/limits.js';
 import { packageVersion } from '../version.js';
 
 const KMS_SETTINGS = ['kmsKeyId', 'kmsRegion', 'kmsEndpoint', 'kmsProtocol'] as const;
@@ -16,6 +21,7 @@ interface ReencryptFlags {
   concurrency: string;
   qps: string;
   pageSize: string;
+  requestTimeout: string;
   progressInterval: string;
   json?: boolean;
 }
@@ -44,7 +50,18 @@ export function reencryptCommand(ctx: CliContext): Command {
     .addOption(
       new Option('--qps <n>', 'API requests per second (lists, reads and patches)').default('20'),
     )
-    .addOption(new Option('--page-size <n>', 'Secrets per list page').default('500'))
+    .addOption(
+      new Option(
+        '--page-size <n>',
+        `Secrets per list page; one page's answer may be at most ${DEFAULT_MAX_RESPONSE_BYTES / 1024 / 1024} MiB (lower it if a page is refused as too large)`,
+      ).default(String(DEFAULT_PAGE_SIZE)),
+    )
+    .addOption(
+      new Option(
+        '--request-timeout <duration>',
+        'wall-clock deadline of each Kubernetes request, from sending it to the last byte of the answer (retried like other network failures)',
+      ).default(`${DEFAULT_REQUEST_DEADLINE_MS / 1000}s`),
+    )
     .addOption(
       new Option(
         '--progress-interval <duration>',
@@ -63,6 +80,7 @@ async function reencrypt(ctx: CliContext, flags: ReencryptFlags, self: Command):
   const concurrency = integerFlag('--concurrency', flags.concurrency, 1, 64);
   const qps = numberFlag('--qps', flags.qps);
   const pageSize = integerFlag('--page-size', flags.pageSize, 1, 5000);
+  const requestTimeoutMs = parsePositiveDuration('--request-timeout', flags.requestTimeout);
   const progressIntervalMs = parsePositiveDuration('--progress-interval', flags.progressInterval);
   const kms = parseKmsSettings(rawSettings(self, KMS_SETTINGS, ctx.env));
   // Loaded on demand: the run pulls in @kubernetes/client-node, which other commands don't need.
@@ -80,6 +98,7 @@ async function reencrypt(ctx: CliContext, flags: ReencryptFlags, self: Command):
     concurrency,
     qps,
     pageSize,
+    requestTimeoutMs,
     progressIntervalMs,
     json: flags.json === true,
     userAgent: `kms-secret-guard-reencrypt/${packageVersion()}`,
