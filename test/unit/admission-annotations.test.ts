@@ -119,9 +119,13 @@ t.test('parseAdmissionReview refuses what cannot be answered', async (t) => {
     ],
   ];
   for (const [label, body, message] of cases) {
-    const result = parseAdmissionReview(body);
+    const result = parseAdmissionReview(JSON.stringify(body));
     t.equal(result.ok, false, `${label}: refused`);
     if (!result.ok) t.match(result.message, message, `${label}: clear message`);
   }
-  t.equal(parseAdmissionReview({ request: { uid: 'u' } }).ok, true, 'a minimal review is accepted');
+  t.equal(
+    parseAdmissionReview(JSON.stringify({ request: { uid: 'u' } })).ok,
+    true,
+    'a minimal review is accepted',
+  );
 });
