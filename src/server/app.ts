@@ -1,4 +1,6 @@
+import type { IncomingMessage } from 'node:http';
 import type { ServerOptions as HttpsServerOptions } from 'node:https';
+import type { TLSSocket } from 'node:tls';
 import Fastify, {
   LogController,
   type FastifyError,
@@ -17,6 +19,7 @@ import {
 import type { KeySnapshot, KeySnapshotSource } from '../kms/types.js';
 import { REDACTED_PATHS, type Logger } from '../logging/logger.js';
 import type { ServerMetrics, Webhook } from './metrics.js';
+import { createChunkReclaimer } from './reclaim.js';
 import { SCHEMALESS } from './schemaless.js';
 import { ADMISSION_BODY_LIMIT, AdmissionBodyError, HeldBytes, readAdmissionBody } from './body.js';
 
@@ -209,7 +212,7 @@ export const admissionRoutes: FastifyPluginCallback<AdmissionRoutesOptions> = (
       },
     },
   );
-  registerBodyParsing(app, new HeldBytes(options.heldBytesBudget));
+  registerBodyParsing(app, new HeldBytes(options.heldBytesBudget, createChunkReclaimer()));
 
   // While draining, every answer (also to requests that arrived before) closes its
   // connection, so kept-alive connections end and the listener can close.
@@ -250,6 +253,25 @@ export const admissionRoutes: FastifyPluginCallback<AdmissionRoutesOptions> = (
   done();
 };
 
+/**
+ * A connection that finishes its TLS handshake must start a request (send a byte) within
+ * ADMISSION_IDLE_TIMEOUT_MS, or it is closed: Node's headers timeout only starts with the
+ * first byte, so such connections were held forever. Once a request is in, the request
+ * timeout applies, and between kept-alive requests Node's keepAliveTimeout.
+ */
+function closeIdleAfterHandshake(server: {
+  on(event: 'secureConnection', listener: (socket: TLSSocket) => void): unknown;
+  on(event: 'request', listener: (request: IncomingMessage) => void): unknown;
+}): void {
+  server.on('secureConnection', (socket) => {
+    // Node destroys a socket whose timeout fires with no request or listener to tell.
+    socket.setTimeout(ADMISSION_IDLE_TIMEOUT_MS);
+  });
+  server.on('request', (request) => {
+    request.socket.setTimeout(0);
+  });
+}
+
 export interface AdmissionAppOptions extends AdmissionRoutesOptions {
   readonly logger: Logger;
   readonly https: HttpsServerOptions;
@@ -270,9 +292,6 @@ export function buildAdmissionApp(options: AdmissionAppOptions) {
       handshakeTimeout: ADMISSION_IDLE_TIMEOUT_MS,
     },
     requestTimeout: ADMISSION_REQUEST_TIMEOUT_MS,
-    // The socket's inactivity timeout: closes a connection that sends nothing after the TLS
-    // handshake (Node's headers timeout only starts with the first byte of a request).
-    connectionTimeout: ADMISSION_IDLE_TIMEOUT_MS,
     loggerInstance: options.logger,
     // Fastify's own request/response lines are off: the handler logs one line per admission.
     logController: new LogController({ disableRequestLogging: true }),
@@ -290,6 +309,7 @@ export function buildAdmissionApp(options: AdmissionAppOptions) {
     schemaController: SCHEMALESS,
   });
   if (options.maxConnections !== undefined) app.server.maxConnections = options.maxConnections;
+  closeIdleAfterHandshake(app.server);
   void app.register(admissionRoutes, options);
   return app;
 }

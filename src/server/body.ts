@@ -41,7 +41,11 @@ export class AdmissionBodyError extends Error {
 /** Shared by the requests of one listener: the bytes they hold for parsing right now. */
 export class HeldBytes {
   #held = 0;
-  constructor(readonly budget: number = ADMISSION_HELD_BYTES_BUDGET) {}
+  /** `onReceived` hears of every body chunk (the app reclaims socket buffers with it). */
+  constructor(
+    readonly budget: number = ADMISSION_HELD_BYTES_BUDGET,
+    readonly received: (bytes: number) => void = () => undefined,
+  ) {}
   get held(): number {
     return this.#held;
   }
@@ -104,6 +108,7 @@ export function readAdmissionBody(payload: IncomingMessage, held: HeldBytes, don
   };
   const onData = (chunk: Buffer): void => {
     received += chunk.length;
+    held.received(chunk.length);
     if (received > ADMISSION_BODY_LIMIT) {
       finish(tooLarge());
       return;
