@@ -13,6 +13,7 @@ import {
   type Decision,
 } from './response.js';
 import { isSecretRequest, type AdmissionRequest } from './review.js';
+import { stampChangeWarnings } from './stamp-check.js';
 import { displayKeyId } from './warnings.js';
 
 export interface AdmissionPolicy {
@@ -104,8 +105,17 @@ function unknownDetail(snapshot: KeySnapshot): string {
   return `no KMS answer for ${Math.round(snapshot.ageSeconds)}s`;
 }
 
-/** The validating webhook: may deny; never patches. */
+/** The validating webhook: may deny; never patches; warns of stamps set by hand. */
 export function decideValidation(
+  request: AdmissionRequest,
+  snapshot: KeySnapshot,
+  policy: AdmissionPolicy,
+): Decision {
+  const decision = validationByKey(request, snapshot, policy);
+  return withWarnings(decision, stampChangeWarnings(request, snapshot));
+}
+
+function validationByKey(
   request: AdmissionRequest,
   snapshot: KeySnapshot,
   policy: AdmissionPolicy,

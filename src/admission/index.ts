@@ -3,3 +3,4 @@ export * from './response.js';
 export * from './annotations.js';
 export * from './warnings.js';
 export * from './decide.js';
+export * from './stamp-check.js';
