@@ -27,7 +27,7 @@ const altered = request('secret-update', (review) => {
   review.request.object!.metadata.annotations![STAMP] = 'v-2026-11-28-primary';
 });
 const removed = request('secret-update', (review) => {
-  delete review.request.object!.metadata.annotations![STAMP];
+  Reflect.deleteProperty(review.request.object!.metadata.annotations!, STAMP);
 });
 const added = request('secret-create-generatename', (review) => {
   review.request.object!.metadata.annotations = { 'encryption-key-rotation-time': 'x' };
