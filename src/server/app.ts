@@ -27,7 +27,7 @@ export { ADMISSION_BODY_LIMIT, ADMISSION_HELD_BYTES_BUDGET } from './body.js';
 
 /**
  * kube-apiserver waits at most 30 s for a webhook (timeoutSeconds ≤ 30): a request still
- * incomplete by then only holds a connection and up to 7 MiB of buffered body.
+ * incomplete by then only holds a connection (bodies are streamed, never buffered).
  */
 export const ADMISSION_REQUEST_TIMEOUT_MS = 30_000;
 /** How often Node looks for requests past that timeout (its default is 30 s). */
