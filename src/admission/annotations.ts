@@ -1,4 +1,3 @@
-import jsonPatch from 'fast-json-patch';
 import { formatRfc3339 } from '../kms/dates.js';
 import type { KeyFacts } from '../kms/types.js';
 import type { PatchOperation } from './response.js';
@@ -27,12 +26,18 @@ function isMap(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
+/** RFC 6901: '~' → '~0', then '/' → '~1'. */
+export function escapePointerSegment(segment: string): string {
+  return segment.replaceAll('~', '~0').replaceAll('/', '~1');
+}
+
 /**
- * JSON Patch that makes the object's annotations include `stamp`. An existing annotation
- * map is diffed by the library (replace vs add, '/' → '~1' escaping); a missing, null or
- * malformed map or metadata is added whole ('add' replaces an existing member), so the
- * patch applies to any object. Only annotations are read, so Secret data never enters the
- * patch. Empty when already current.
+ * JSON Patch that makes the object's annotations include `stamp`, built directly: per
+ * stamp key `add` (absent), `replace` (another value) or nothing (current), never copying or
+ * diffing the map, so the cost does not depend on how many annotations the object has. A
+ * missing, null or malformed map or metadata is added whole ('add' replaces an existing
+ * member), so the patch applies to any object. Only annotations are read, so Secret data
+ * never enters the patch. Empty when already current.
  */
 export function annotationPatch(
   object: ObjectWithMetadata | null | undefined,
@@ -44,7 +49,14 @@ export function annotationPatch(
     return [{ op: 'add', path: '/metadata', value: { annotations: { ...stamp } } }];
   const current: unknown = metadata.annotations;
   if (!isMap(current)) return [{ op: 'add', path: '/metadata/annotations', value: { ...stamp } }];
-  return jsonPatch
-    .compare({ annotations: current }, { annotations: { ...current, ...stamp } })
-    .map((operation) => ({ ...operation, path: `/metadata${operation.path}` })) as PatchOperation[];
+  const operations: PatchOperation[] = [];
+  for (const [key, value] of Object.entries(stamp)) {
+    if (Object.hasOwn(current, key) && current[key] === value) continue;
+    operations.push({
+      op: Object.hasOwn(current, key) ? 'replace' : 'add',
+      path: `/metadata/annotations/${escapePointerSegment(key)}`,
+      value,
+    });
+  }
+  return operations;
 }

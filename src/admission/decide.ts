@@ -19,6 +19,7 @@ import {
   type Decision,
 } from './response.js';
 import { isSecretRequest, type AdmissionRequest } from './review.js';
+import { stampChangeWarnings } from './stamp-check.js';
 
 export interface AdmissionPolicy {
   readonly mode: GuardMode;
@@ -81,8 +82,17 @@ function decideUnknown(snapshot: KeySnapshot, policy: AdmissionPolicy): Decision
   );
 }
 
-/** The validating webhook: may deny; never patches. */
+/** The validating webhook: may deny; never patches; warns of stamps set by hand. */
 export function decideValidation(
+  request: AdmissionRequest,
+  snapshot: KeySnapshot,
+  policy: AdmissionPolicy,
+): Decision {
+  const decision = validationByKey(request, snapshot, policy);
+  return withWarnings(decision, stampChangeWarnings(request, snapshot));
+}
+
+function validationByKey(
   request: AdmissionRequest,
   snapshot: KeySnapshot,
   policy: AdmissionPolicy,

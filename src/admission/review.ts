@@ -3,6 +3,20 @@
  * Shapes follow k8s.io/api/admission/v1; everything from the wire is `unknown` until parsed.
  */
 
+import {
+  KEY_ID_ANNOTATION,
+  KEY_VERSION_ANNOTATION,
+  ROTATION_TIME_ANNOTATION,
+} from './annotations.js';
+import {
+  compileSelection,
+  LONG_STRING,
+  SelectingJsonParser,
+  type SelectLimits,
+  type SelectProblem,
+  type Selection,
+} from './json-select.js';
+
 export const ADMISSION_API_VERSION = 'admission.k8s.io/v1';
 export const ADMISSION_KIND = 'AdmissionReview';
 
@@ -20,7 +34,10 @@ export interface UserInfo {
   readonly groups?: readonly string[];
 }
 
-/** A Kubernetes object as far as the guard cares: metadata only. Data is never read. */
+/**
+ * A Kubernetes object as far as the guard cares: metadata only. Data is never read; parsed
+ * reviews carry only the three stamp annotations (see REVIEW_SELECTION).
+ */
 export interface ObjectWithMetadata {
   readonly metadata?: {
     readonly name?: string;
@@ -78,50 +95,140 @@ export type ParseResult =
   | { readonly ok: true; readonly review: AdmissionReviewRequest }
   | { readonly ok: false; readonly message: string };
 
+/**
+ * Parse bounds: anything the API server can send fits (its own decoder stops at 10 000
+ * levels; a 3 MiB object holds far fewer values), and any body within the 7 MiB limit stays
+ * cheap: one pass, no value outside the selection below is ever built.
+ */
+export const REVIEW_LIMITS: SelectLimits = {
+  maxDepth: 10_000,
+  maxValues: 1_000_000,
+  maxStringBytes: 4_096,
+};
+
+const STAMPS: Selection = {
+  [KEY_ID_ANNOTATION]: true,
+  [KEY_VERSION_ANNOTATION]: true,
+  [ROTATION_TIME_ANNOTATION]: true,
+};
+const GROUP_VERSION = { group: true, version: true } as const;
+
+/**
+ * What the guard keeps of an AdmissionReview: the envelope, the object's kind and the
+ * metadata it logs and patches, and of the annotations only the three stamps (on both
+ * objects, for the stamp-change check). `data`, `stringData`, `managedFields` and the rest
+ * are checked as JSON and dropped.
+ */
+const REVIEW_SELECTION = compileSelection({
+  apiVersion: true,
+  kind: true,
+  request: {
+    uid: true,
+    kind: { ...GROUP_VERSION, kind: true },
+    resource: { ...GROUP_VERSION, resource: true },
+    subResource: true,
+    name: true,
+    namespace: true,
+    operation: true,
+    userInfo: { username: true },
+    object: {
+      kind: true,
+      metadata: { name: true, generateName: true, namespace: true, annotations: STAMPS },
+    },
+    oldObject: { metadata: { annotations: STAMPS } },
+    dryRun: true,
+  },
+});
+
+const BODY_MESSAGES: Record<SelectProblem, string> = {
+  empty: 'The request body is empty: send an AdmissionReview.',
+  invalid: 'The request body is not valid JSON: send an AdmissionReview as JSON.',
+  'too-deep': `The request body nests deeper than ${REVIEW_LIMITS.maxDepth} levels: an AdmissionReview never does; check what is calling the webhook.`,
+  'too-many-values': `The request body holds more than ${REVIEW_LIMITS.maxValues} JSON values: an AdmissionReview never does; check what is calling the webhook.`,
+};
+
+/** Reads one AdmissionReview body chunk by chunk (the server streams it, never buffering it). */
+export interface ReviewReader {
+  write(chunk: Uint8Array): void;
+  end(): ParseResult;
+  /** Bytes held for kept values right now. */
+  readonly heldBytes: number;
+}
+
+export function createReviewReader(): ReviewReader {
+  const parser = new SelectingJsonParser(REVIEW_SELECTION, REVIEW_LIMITS);
+  return {
+    write: (chunk) => {
+      parser.write(chunk);
+    },
+    end: () => {
+      const outcome = parser.end();
+      return outcome.ok
+        ? checkReview(outcome.value)
+        : { ok: false, message: BODY_MESSAGES[outcome.problem] };
+    },
+    get heldBytes() {
+      return parser.heldBytes;
+    },
+  };
+}
+
+/** One whole body at once (tests, tools); the server uses createReviewReader. */
+export function parseAdmissionReview(body: Uint8Array | string): ParseResult {
+  const reader = createReviewReader();
+  reader.write(typeof body === 'string' ? Buffer.from(body, 'utf8') : body);
+  return reader.end();
+}
+
 function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+const fail = (message: string): ParseResult => ({ ok: false, message });
+
+function envelopeProblem(body: Record<string, unknown>): string | undefined {
+  if (body.apiVersion !== undefined && body.apiVersion !== ADMISSION_API_VERSION) {
+    return `Unsupported apiVersion: only ${ADMISSION_API_VERSION} is served; set admissionReviewVersions: ["v1"] in the webhook configuration.`;
+  }
+  if (body.kind !== undefined && body.kind !== ADMISSION_KIND) {
+    return `The body's kind must be ${ADMISSION_KIND}.`;
+  }
+  return undefined;
+}
+
+function requestProblem(request: Record<string, unknown>): string | undefined {
+  if (request.uid === LONG_STRING) {
+    return `The AdmissionReview request's "uid" is longer than ${REVIEW_LIMITS.maxStringBytes} bytes: the API server sends a UUID.`;
+  }
+  if (typeof request.uid !== 'string' || request.uid === '') {
+    return 'The AdmissionReview request has no "uid": the response must echo it, so it is required.';
+  }
+  for (const field of ['object', 'oldObject'] as const) {
+    const value = request[field];
+    if (value !== undefined && value !== null && !isRecord(value)) {
+      return `request.${field} must be an object or null.`;
+    }
+    if (isRecord(value) && value.metadata !== undefined && !isRecord(value.metadata)) {
+      return `request.${field}.metadata must be an object.`;
+    }
+  }
+  return undefined;
 }
 
 /**
  * Checks the envelope the API server sends. Messages never quote the body: it may carry
  * Secret data.
  */
-export function parseAdmissionReview(body: unknown): ParseResult {
-  if (!isRecord(body)) {
-    return { ok: false, message: 'The body must be a JSON object: send an AdmissionReview.' };
-  }
-  if (body.apiVersion !== undefined && body.apiVersion !== ADMISSION_API_VERSION) {
-    return {
-      ok: false,
-      message: `Unsupported apiVersion: only ${ADMISSION_API_VERSION} is served; set admissionReviewVersions: ["v1"] in the webhook configuration.`,
-    };
-  }
-  if (body.kind !== undefined && body.kind !== ADMISSION_KIND) {
-    return { ok: false, message: `The body's kind must be ${ADMISSION_KIND}.` };
-  }
+function checkReview(body: unknown): ParseResult {
+  if (!isRecord(body)) return fail('The body must be a JSON object: send an AdmissionReview.');
+  const envelope = envelopeProblem(body);
+  if (envelope !== undefined) return fail(envelope);
   const request = body.request;
   if (!isRecord(request)) {
-    return {
-      ok: false,
-      message: 'The AdmissionReview has no "request" object: nothing to admit.',
-    };
+    return fail('The AdmissionReview has no "request" object: nothing to admit.');
   }
-  if (typeof request.uid !== 'string' || request.uid === '') {
-    return {
-      ok: false,
-      message:
-        'The AdmissionReview request has no "uid": the response must echo it, so it is required.',
-    };
-  }
-  for (const field of ['object', 'oldObject'] as const) {
-    const value = request[field];
-    if (value !== undefined && value !== null && !isRecord(value)) {
-      return { ok: false, message: `request.${field} must be an object or null.` };
-    }
-    if (isRecord(value) && value.metadata !== undefined && !isRecord(value.metadata)) {
-      return { ok: false, message: `request.${field}.metadata must be an object.` };
-    }
-  }
+  const problem = requestProblem(request);
+  if (problem !== undefined) return fail(problem);
   return { ok: true, review: body as unknown as AdmissionReviewRequest };
 }
 

@@ -1,5 +1,7 @@
-import { access, chmod, mkdir, stat, writeFile } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { constants } from 'node:fs';
+import { link, lstat, mkdir, open, rename, stat, unlink } from 'node:fs/promises';
+import { basename, join, resolve } from 'node:path';
 import { ConfigError } from '../config/errors.js';
 import type { GeneratedCertificates } from './generate.js';
 
@@ -21,57 +23,126 @@ export function certificateFiles(folder: string): CertificateFiles {
   };
 }
 
+interface Planned {
+  readonly path: string;
+  readonly text: string;
+  readonly mode: number;
+  temp?: string | undefined;
+}
+
+/** New files only, never through a symlink, never onto an existing name. */
+const EXCLUSIVE_CREATE =
+  constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW;
+
+async function checkFolder(folder: string): Promise<void> {
+  const found = await stat(folder).catch(() => undefined);
+  if (found !== undefined && !found.isDirectory()) {
+    throw new ConfigError(
+      `${folder} exists and is not a folder: give --out a folder (it is created when missing).`,
+    );
+  }
+}
+
 /**
- * Writes ca.crt, tls.crt and tls.key (0600). Without force, refuses before writing
- * anything if one of them exists, so a working certificate is never half-replaced.
+ * A target that exists must be a plain file with one link: replacing a symlink or a hard link
+ * would write the private key where the link points (perhaps a file another user owns).
+ * Returns whether it exists.
+ */
+async function checkTarget(path: string): Promise<boolean> {
+  const found = await lstat(path).catch(() => undefined);
+  if (found === undefined) return false;
+  if (found.isSymbolicLink() || !found.isFile()) {
+    throw new ConfigError(
+      `${path} is ${found.isSymbolicLink() ? 'a symbolic link' : 'not a regular file'}: certs never writes through it; remove it or choose another --out folder.`,
+    );
+  }
+  if (found.nlink > 1) {
+    throw new ConfigError(
+      `${path} has ${found.nlink} hard links: replacing it would change the other names too; remove it or choose another --out folder.`,
+    );
+  }
+  return true;
+}
+
+function refuseExisting(existing: readonly string[]): never {
+  throw new ConfigError(
+    `${existing.join(', ')} already exist${existing.length === 1 ? 's' : ''}: pass --force to replace ${existing.length === 1 ? 'it' : 'them'} (the caBundle in the webhook configurations must then be updated too), or choose another --out folder.`,
+  );
+}
+
+/** Writes one temporary file next to its target, created exclusively with its final mode. */
+async function writeTemp(file: Planned): Promise<void> {
+  const temp = join(
+    resolve(file.path, '..'),
+    `.${basename(file.path)}.${randomBytes(6).toString('hex')}.tmp`,
+  );
+  const handle = await open(temp, EXCLUSIVE_CREATE, file.mode);
+  file.temp = temp;
+  try {
+    await handle.writeFile(file.text);
+    // The umask may have narrowed the mode at creation; the handle is our own new file.
+    await handle.chmod(file.mode);
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
+
+async function removeTemps(planned: readonly Planned[]): Promise<void> {
+  for (const file of planned) {
+    if (file.temp !== undefined) await unlink(file.temp).catch(() => undefined);
+  }
+}
+
+/** Moves each temporary file onto its name: rename (replace) with --force, else link (no clobber). */
+async function moveIntoPlace(planned: readonly Planned[], force: boolean): Promise<void> {
+  for (const file of planned) {
+    const temp = file.temp;
+    if (temp === undefined) continue;
+    if (force) await rename(temp, file.path);
+    else {
+      await link(temp, file.path);
+      await unlink(temp);
+    }
+    file.temp = undefined;
+  }
+}
+
+function writeError(folder: string, error: unknown): ConfigError {
+  if (error instanceof ConfigError) return error;
+  const reason = error instanceof Error ? error.message : String(error);
+  return new ConfigError(
+    `cannot write the certificate files into ${folder} (${reason}): choose a writable --out folder.`,
+  );
+}
+
+/**
+ * Writes ca.crt, tls.crt (0644) and tls.key (0600): all three go to temporary files in the
+ * same folder first (exclusive, no-follow creation, final mode), then onto their names, so a
+ * failure leaves the old files (or none) and no key is ever readable by others, even briefly.
+ * Without force, refuses before writing anything if one of them exists; with force, refuses
+ * targets that are symlinks, hard links or not regular files.
  */
 export async function writeCertificateFiles(
   files: CertificateFiles,
   generated: GeneratedCertificates,
   options: { force: boolean },
 ): Promise<void> {
-  const contents: [path: string, text: string, mode: number][] = [
-    [files.caCert, generated.caCert, 0o644],
-    [files.cert, generated.cert, 0o644],
-    [files.key, generated.key, 0o600],
+  const planned: Planned[] = [
+    { path: files.caCert, text: generated.caCert, mode: 0o644 },
+    { path: files.cert, text: generated.cert, mode: 0o644 },
+    { path: files.key, text: generated.key, mode: 0o600 },
   ];
-  const folder = await stat(files.folder).catch(() => undefined);
-  if (folder !== undefined && !folder.isDirectory()) {
-    throw new ConfigError(
-      `${files.folder} exists and is not a folder: give --out a folder (it is created when missing).`,
-    );
-  }
-  if (!options.force) {
-    const existing: string[] = [];
-    for (const [path] of contents) if (await exists(path)) existing.push(path);
-    if (existing.length > 0) {
-      throw new ConfigError(
-        `${existing.join(', ')} already exist${existing.length === 1 ? 's' : ''}: pass --force to replace ${existing.length === 1 ? 'it' : 'them'} (the caBundle in the webhook configurations must then be updated too), or choose another --out folder.`,
-      );
-    }
-  }
+  await checkFolder(files.folder);
+  const existing: string[] = [];
+  for (const file of planned) if (await checkTarget(file.path)) existing.push(file.path);
+  if (!options.force && existing.length > 0) refuseExisting(existing);
   try {
     await mkdir(files.folder, { recursive: true });
-    for (const [path, text, mode] of contents) {
-      // 'wx' also closes the race between the check above and the write.
-      await writeFile(path, text, { mode, flag: options.force ? 'w' : 'wx' });
-      // writeFile's mode only applies to new files; an overwritten key must still end up 0600.
-      await chmod(path, mode);
-    }
+    for (const file of planned) await writeTemp(file);
+    await moveIntoPlace(planned, options.force);
   } catch (error) {
-    if (error instanceof ConfigError) throw error;
-    const reason = error instanceof Error ? error.message : String(error);
-    throw new ConfigError(
-      `cannot write the certificate files into ${files.folder} (${reason}): choose a writable --out folder.`,
-    );
-  }
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await access(path);
-    return true;
-  } catch {
-    return false;
+    await removeTemps(planned);
+    throw writeError(files.folder, error);
   }
 }

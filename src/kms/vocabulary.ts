@@ -215,6 +215,13 @@ export const WARNINGS = {
       (id) => `KMS key ${id}: state last confirmed ${age} ago; KMS lookups are failing`,
     );
   },
+  /** A write changed the stamp annotations while the key is not usable (stamps are advisory). */
+  stampsChangedWhileUnusable: (keyId: string): string =>
+    fitWarning(
+      keyId,
+      (id) =>
+        `Stamp annotations changed while KMS key ${id} is not usable: stamps are advisory only.`,
+    ),
 };
 
 /** `check`'s one line when KMS gave no answer about the key. */

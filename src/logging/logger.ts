@@ -44,12 +44,28 @@ export function isoTimePerMillisecond(now: () => number = Date.now): () => strin
   };
 }
 
+/**
+ * Errors are logged as type, code and message only, at every level. Node's HTTP client
+ * errors carry `rawPacket` (the request's bytes, Authorization header included) and others
+ * carry headers or bodies: none of that may reach a log line. Non-errors pass unchanged.
+ */
+export function errorSummary(value: unknown): unknown {
+  if (!(value instanceof Error)) return value;
+  const code = (value as { code?: unknown }).code;
+  return {
+    type: value.name,
+    ...(typeof code === 'string' || typeof code === 'number' ? { code } : {}),
+    message: value.message,
+  };
+}
+
 export function loggerOptions(level: LogLevel): LoggerOptions {
   return {
     level,
     base: { service: 'kms-secret-guard' },
     timestamp: isoTimePerMillisecond(),
     redact: { paths: REDACTED_PATHS, censor: '[redacted]' },
+    serializers: { err: errorSummary, error: errorSummary },
     formatters: { level: (label) => ({ level: label }) },
   };
 }

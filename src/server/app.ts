@@ -1,4 +1,6 @@
+import type { IncomingMessage } from 'node:http';
 import type { ServerOptions as HttpsServerOptions } from 'node:https';
+import type { TLSSocket } from 'node:tls';
 import Fastify, {
   LogController,
   type FastifyError,
@@ -9,26 +11,34 @@ import {
   complete,
   decideMutation,
   decideValidation,
-  parseAdmissionReview,
   type AdmissionPolicy,
   type AdmissionRequest,
   type Decision,
+  type ParseResult,
 } from '../admission/index.js';
 import type { KeySnapshot, KeySnapshotSource } from '../kms/types.js';
 import { REDACTED_PATHS, type Logger } from '../logging/logger.js';
 import type { ServerMetrics, Webhook } from './metrics.js';
+import { createChunkReclaimer } from './reclaim.js';
 import { SCHEMALESS } from './schemaless.js';
+import { ADMISSION_BODY_LIMIT, AdmissionBodyError, HeldBytes, readAdmissionBody } from './body.js';
 
-/** kube-apiserver caps request bodies at 3 MiB objects; object + oldObject + envelope fit in 7. */
-export const ADMISSION_BODY_LIMIT = 7 * 1024 * 1024;
+export { ADMISSION_BODY_LIMIT, ADMISSION_HELD_BYTES_BUDGET } from './body.js';
 
 /**
  * kube-apiserver waits at most 30 s for a webhook (timeoutSeconds ≤ 30): a request still
- * incomplete by then only holds a connection and up to 7 MiB of buffered body.
+ * incomplete by then only holds a connection (bodies are streamed, never buffered).
  */
 export const ADMISSION_REQUEST_TIMEOUT_MS = 30_000;
 /** How often Node looks for requests past that timeout (its default is 30 s). */
 const REQUEST_TIMEOUT_CHECK_MS = 5_000;
+
+/**
+ * The TLS handshake must finish, and then a request start, within this long; a connection
+ * with no byte for this long is closed. The API server sends its request right after the
+ * handshake, so only idle or stalling clients meet it (they held a socket forever before).
+ */
+export const ADMISSION_IDLE_TIMEOUT_MS = 10_000;
 
 export interface AdmissionRoutesOptions {
   readonly source: KeySnapshotSource;
@@ -36,6 +46,8 @@ export interface AdmissionRoutesOptions {
   readonly metrics?: ServerMetrics | undefined;
   /** True while the server drains: responses then close their connection. */
   readonly isShuttingDown?: () => boolean;
+  /** Bytes of bodies held across in-flight requests (default ADMISSION_HELD_BYTES_BUDGET). */
+  readonly heldBytesBudget?: number;
 }
 
 type Decide = (
@@ -80,71 +92,40 @@ function admissionLogLevel(decision: string): 'debug' | 'info' {
  * Client mistakes answered with their own status and a message a person can act on.
  * Parser messages are never echoed: V8's JSON errors quote the body, which may hold Secret data.
  */
-function clientError(error: FastifyError): { status: number; message: string } | undefined {
-  switch (error.code) {
-    case 'FST_ERR_CTP_BODY_TOO_LARGE':
-      return {
-        status: 413,
-        message: `The request body is larger than ${ADMISSION_BODY_LIMIT} bytes (7 MiB): an AdmissionReview never is; check what is calling the webhook.`,
-      };
-    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
-      return {
-        status: 415,
-        message: 'Content-Type must be application/json: send the AdmissionReview as JSON.',
-      };
-    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
-      return { status: 400, message: 'The request body is empty: send an AdmissionReview.' };
-    case 'FST_ERR_CTP_INVALID_JSON_BODY':
-      return {
-        status: 400,
-        message: 'The request body is not valid JSON: send an AdmissionReview as JSON.',
-      };
-    default:
-      break;
+function clientError(
+  error: FastifyError,
+): { status: number; message: string; headers?: Readonly<Record<string, string>> } | undefined {
+  if (error instanceof AdmissionBodyError) {
+    return { status: error.statusCode, message: error.message, headers: error.headers };
+  }
+  if (error.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') {
+    return {
+      status: 415,
+      message: 'Content-Type must be application/json: send the AdmissionReview as JSON.',
+    };
   }
   const status = error.statusCode ?? 500;
-  if (error instanceof SyntaxError || (status >= 400 && status < 500)) {
+  if (status >= 400 && status < 500) {
     return {
-      status: status >= 400 && status < 500 ? status : 400,
-      message:
-        error instanceof SyntaxError
-          ? 'The request body is not valid JSON: send an AdmissionReview as JSON.'
-          : 'The request cannot be processed: send a JSON AdmissionReview with POST.',
+      status,
+      message: 'The request cannot be processed: send a JSON AdmissionReview with POST.',
     };
   }
   return undefined;
 }
 
-/** POST /validate and POST /mutate: pure decisions over the monitor's snapshot, no KMS I/O. */
-export const admissionRoutes: FastifyPluginCallback<AdmissionRoutesOptions> = (
-  app,
-  options,
-  done,
-) => {
-  const { source, policy, metrics } = options;
-  // The admission line holds only the scalar fields listed in the handler, never an object,
-  // so top-level redaction suffices. The '*.'-paths of the root logger ran a redactor on
-  // every value of every line, which cost more than deciding the admission.
-  const admissionLog = app.log.child(
-    {},
-    {
-      redact: {
-        paths: REDACTED_PATHS.filter((path) => !path.startsWith('*')),
-        censor: '[redacted]',
-      },
-    },
-  );
+type AdmissionInstance = Parameters<FastifyPluginCallback<AdmissionRoutesOptions>>[0];
 
-  // Only JSON bodies: text/plain would otherwise be accepted by Fastify's default parser.
-  app.removeContentTypeParser('text/plain');
-
-  // While draining, every answer (also to requests that arrived before) closes its
-  // connection, so kept-alive connections end and the listener can close.
-  app.addHook('onSend', (_request, reply, payload, next) => {
-    if (options.isShuttingDown?.() === true) void reply.header('connection', 'close');
-    next(null, payload);
+/** JSON bodies only, streamed through the selective parser (never JSON.parse'd whole). */
+function registerBodyParsing(app: AdmissionInstance, held: HeldBytes): void {
+  // Without this, text/plain would be accepted by Fastify's default parser.
+  app.removeContentTypeParser(['application/json', 'text/plain']);
+  app.addContentTypeParser('application/json', (_request, payload, done) => {
+    readAdmissionBody(payload, held, done);
   });
+}
 
+function registerErrorHandling(app: AdmissionInstance, metrics: ServerMetrics | undefined): void {
   app.setErrorHandler((error: FastifyError, request, reply: FastifyReply) => {
     const known = clientError(error);
     const webhook = request.url.startsWith('/mutate') ? 'mutate' : 'validate';
@@ -154,7 +135,13 @@ export const admissionRoutes: FastifyPluginCallback<AdmissionRoutesOptions> = (
         'bad admission request',
       );
       metrics?.observeAdmission(webhook, 'unknown', 'invalid', 0);
-      return reply.code(known.status).send({ error: 'BadRequest', message: known.message });
+      return reply
+        .code(known.status)
+        .headers(known.headers ?? {})
+        .send({
+          error: known.status === 503 ? 'Unavailable' : 'BadRequest',
+          message: known.message,
+        });
     }
     request.log.error(
       { webhook, err: { type: error.name, code: error.code, message: error.message } },
@@ -172,12 +159,74 @@ export const admissionRoutes: FastifyPluginCallback<AdmissionRoutesOptions> = (
       message: `No route ${request.method} ${request.url.split('?')[0] ?? ''}: the webhook serves POST /validate and POST /mutate.`,
     });
   });
+}
+
+type AdmissionLog = AdmissionInstance['log'];
+
+/** The one line per admission: scalar fields only, never an object from the request. */
+function logAdmission(
+  log: AdmissionLog,
+  entry: { webhook: Webhook; admission: AdmissionRequest; label: string; keyStatus: string },
+  seconds: number,
+): void {
+  const { webhook, admission, label } = entry;
+  log[admissionLogLevel(label)](
+    {
+      webhook,
+      uid: admission.uid,
+      operation: text(admission.operation),
+      resource: text(admission.resource?.resource),
+      namespace: text(admission.namespace),
+      name: text(admission.name) ?? text(admission.object?.metadata?.generateName),
+      user: text(admission.userInfo?.username),
+      dryRun: admission.dryRun === true,
+      decision: label,
+      keyStatus: entry.keyStatus,
+      durationMs: Math.round(seconds * 1e6) / 1e3,
+    },
+    'admission',
+  );
+}
+
+const NO_BODY: ParseResult = {
+  ok: false,
+  message: 'The body must be a JSON object: send an AdmissionReview.',
+};
+
+/** POST /validate and POST /mutate: pure decisions over the monitor's snapshot, no KMS I/O. */
+export const admissionRoutes: FastifyPluginCallback<AdmissionRoutesOptions> = (
+  app,
+  options,
+  done,
+) => {
+  const { source, policy, metrics } = options;
+  // The admission line holds only the scalar fields listed in logAdmission, never an object,
+  // so top-level redaction suffices. The '*.'-paths of the root logger ran a redactor on
+  // every value of every line, which cost more than deciding the admission.
+  const admissionLog = app.log.child(
+    {},
+    {
+      redact: {
+        paths: REDACTED_PATHS.filter((path) => !path.startsWith('*')),
+        censor: '[redacted]',
+      },
+    },
+  );
+  registerBodyParsing(app, new HeldBytes(options.heldBytesBudget, createChunkReclaimer()));
+
+  // While draining, every answer (also to requests that arrived before) closes its
+  // connection, so kept-alive connections end and the listener can close.
+  app.addHook('onSend', (_request, reply, payload, next) => {
+    if (options.isShuttingDown?.() === true) void reply.header('connection', 'close');
+    next(null, payload);
+  });
+  registerErrorHandling(app, metrics);
 
   for (const webhook of ['validate', 'mutate'] as const) {
     const decide = DECIDERS[webhook];
     app.post(`/${webhook}`, (request, reply) => {
       const started = process.hrtime.bigint();
-      const parsed = parseAdmissionReview(request.body);
+      const parsed = (request.body as ParseResult | undefined) ?? NO_BODY;
       if (!parsed.ok) {
         request.log.warn(
           { webhook, statusCode: 400, problem: parsed.message },
@@ -186,40 +235,48 @@ export const admissionRoutes: FastifyPluginCallback<AdmissionRoutesOptions> = (
         metrics?.observeAdmission(webhook, 'unknown', 'invalid', 0);
         return reply.code(400).send({ error: 'BadRequest', message: parsed.message });
       }
-      const review = parsed.review;
-      const admission = review.request;
+      const admission = parsed.review.request;
       const snapshot = source.snapshot();
       const decision = decide(admission, snapshot, policy);
-      const answer = complete(review, decision);
+      const answer = complete(parsed.review, decision);
       const seconds = Number(process.hrtime.bigint() - started) / 1e9;
       const label = decisionLabel(decision);
-      const operation = text(admission.operation);
-      admissionLog[admissionLogLevel(label)](
-        {
-          webhook,
-          uid: admission.uid,
-          operation,
-          resource: text(admission.resource?.resource),
-          namespace: text(admission.namespace),
-          name: text(admission.name) ?? text(admission.object?.metadata?.generateName),
-          user: text(admission.userInfo?.username),
-          dryRun: admission.dryRun === true,
-          decision: label,
-          keyStatus: snapshot.status,
-          durationMs: Math.round(seconds * 1e6) / 1e3,
-        },
-        'admission',
+      logAdmission(
+        admissionLog,
+        { webhook, admission, label, keyStatus: snapshot.status },
+        seconds,
       );
-      metrics?.observeAdmission(webhook, operationLabel(operation), label, seconds);
+      metrics?.observeAdmission(webhook, operationLabel(text(admission.operation)), label, seconds);
       return reply.send(answer);
     });
   }
   done();
 };
 
+/**
+ * A connection that finishes its TLS handshake must start a request (send a byte) within
+ * ADMISSION_IDLE_TIMEOUT_MS, or it is closed: Node's headers timeout only starts with the
+ * first byte, so such connections were held forever. Once a request is in, the request
+ * timeout applies, and between kept-alive requests Node's keepAliveTimeout.
+ */
+function closeIdleAfterHandshake(server: {
+  on(event: 'secureConnection', listener: (socket: TLSSocket) => void): unknown;
+  on(event: 'request', listener: (request: IncomingMessage) => void): unknown;
+}): void {
+  server.on('secureConnection', (socket) => {
+    // Node destroys a socket whose timeout fires with no request or listener to tell.
+    socket.setTimeout(ADMISSION_IDLE_TIMEOUT_MS);
+  });
+  server.on('request', (request) => {
+    request.socket.setTimeout(0);
+  });
+}
+
 export interface AdmissionAppOptions extends AdmissionRoutesOptions {
   readonly logger: Logger;
   readonly https: HttpsServerOptions;
+  /** Concurrent connections the listener accepts; more are closed at once (serve.ts sizes it). */
+  readonly maxConnections?: number;
 }
 
 /** The HTTPS admission app; tests drive it with inject() or over real TLS. */
@@ -230,7 +287,9 @@ export function buildAdmissionApp(options: AdmissionAppOptions) {
     https: {
       ...options.https,
       requestTimeout: ADMISSION_REQUEST_TIMEOUT_MS,
+      headersTimeout: ADMISSION_IDLE_TIMEOUT_MS,
       connectionsCheckingInterval: REQUEST_TIMEOUT_CHECK_MS,
+      handshakeTimeout: ADMISSION_IDLE_TIMEOUT_MS,
     },
     requestTimeout: ADMISSION_REQUEST_TIMEOUT_MS,
     loggerInstance: options.logger,
@@ -240,17 +299,17 @@ export function buildAdmissionApp(options: AdmissionAppOptions) {
     // carries the review's uid instead.
     childLoggerFactory: (logger) => logger,
     bodyLimit: ADMISSION_BODY_LIMIT,
-    // "__proto__" is a valid Secret data key or label; JSON.parse keeps it as a plain own
-    // property and nothing here merges request objects into prototypes, so do not refuse it.
+    // Bodies go through the selective parser (registerBodyParsing), which keeps only named
+    // fields: a "__proto__" or "constructor" key (valid Secret data keys) is never assigned.
     onProtoPoisoning: 'ignore',
-    // Same for "constructor": nothing here walks prototypes either, and the check is a regular
-    // expression scan of the whole body on every request (milliseconds on a 1 MiB Secret).
     onConstructorPoisoning: 'ignore',
     // Keep answering on open connections while draining (a 503 would trip failurePolicy).
     return503OnClosing: false,
     forceCloseConnections: 'idle',
     schemaController: SCHEMALESS,
   });
+  if (options.maxConnections !== undefined) app.server.maxConnections = options.maxConnections;
+  closeIdleAfterHandshake(app.server);
   void app.register(admissionRoutes, options);
   return app;
 }

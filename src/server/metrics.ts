@@ -37,37 +37,8 @@ function seconds(date: Date | undefined): number | undefined {
   return date === undefined ? undefined : date.getTime() / 1000;
 }
 
-export function createMetrics(): ServerMetrics {
-  const registry = new Registry();
-  const sources: KeySnapshotSource[] = [];
-  const current = (): KeySnapshot | undefined => sources[0]?.snapshot();
-
-  const admissions = new Counter({
-    name: `${PREFIX}admission_requests_total`,
-    help: 'Admission requests answered, by webhook, operation and decision.',
-    labelNames: ['webhook', 'operation', 'decision'] as const,
-    registers: [registry],
-  });
-  const admissionDuration = new Histogram({
-    name: `${PREFIX}admission_duration_seconds`,
-    help: 'Time to decide one admission request (parsing excluded).',
-    labelNames: ['webhook'] as const,
-    buckets: ADMISSION_BUCKETS,
-    registers: [registry],
-  });
-  const kmsCalls = new Counter({
-    name: `${PREFIX}kms_calls_total`,
-    help: "KMS API calls made by the key monitor, by action and result ('ok' or error code).",
-    labelNames: ['action', 'result'] as const,
-    registers: [registry],
-  });
-  const kmsDuration = new Histogram({
-    name: `${PREFIX}kms_call_duration_seconds`,
-    help: 'Duration of KMS API calls made by the key monitor.',
-    labelNames: ['action'] as const,
-    buckets: KMS_BUCKETS,
-    registers: [registry],
-  });
+/** Key gauges: each reads the current snapshot on scrape (no state is copied). */
+function registerKeyGauges(registry: Registry, current: () => KeySnapshot | undefined): void {
   new Gauge({
     name: `${PREFIX}key_state`,
     help: 'The KMS key state: 1 for the current state (Enabled, Disabled, PendingDeletion, PendingImport, NotFound, NoPermission, MaterialExpired, Unknown).',
@@ -146,6 +117,40 @@ export function createMetrics(): ServerMetrics {
     'When imported key material expires (only for keys with imported material).',
     (snapshot) => seconds(snapshot.key?.materialExpireTime),
   );
+}
+
+export function createMetrics(): ServerMetrics {
+  const registry = new Registry();
+  const sources: KeySnapshotSource[] = [];
+  const current = (): KeySnapshot | undefined => sources[0]?.snapshot();
+
+  const admissions = new Counter({
+    name: `${PREFIX}admission_requests_total`,
+    help: 'Admission requests answered, by webhook, operation and decision.',
+    labelNames: ['webhook', 'operation', 'decision'] as const,
+    registers: [registry],
+  });
+  const admissionDuration = new Histogram({
+    name: `${PREFIX}admission_duration_seconds`,
+    help: 'Time to decide one admission request (parsing excluded).',
+    labelNames: ['webhook'] as const,
+    buckets: ADMISSION_BUCKETS,
+    registers: [registry],
+  });
+  const kmsCalls = new Counter({
+    name: `${PREFIX}kms_calls_total`,
+    help: "KMS API calls made by the key monitor, by action and result ('ok' or error code).",
+    labelNames: ['action', 'result'] as const,
+    registers: [registry],
+  });
+  const kmsDuration = new Histogram({
+    name: `${PREFIX}kms_call_duration_seconds`,
+    help: 'Duration of KMS API calls made by the key monitor.',
+    labelNames: ['action'] as const,
+    buckets: KMS_BUCKETS,
+    registers: [registry],
+  });
+  registerKeyGauges(registry, current);
 
   return {
     registry,

@@ -1,9 +1,11 @@
+import type { ServerOptions as HttpsServerOptions } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { ServeSettings } from '../config/settings.js';
 import type { KeySnapshotSource } from '../kms/types.js';
 import type { Logger } from '../logging/logger.js';
-import { buildAdmissionApp } from './app.js';
-import { buildHealthApp, type Readiness } from './health.js';
+import { buildAdmissionApp, type AdmissionApp } from './app.js';
+import { admissionConnectionCap, readOpenFilesLimit } from './connections.js';
+import { buildHealthApp, type HealthApp, type Readiness } from './health.js';
 import { createMetrics, type ServerMetrics } from './metrics.js';
 import {
   describeCertificate,
@@ -28,6 +30,8 @@ export interface StartServerOptions {
   readonly tlsPollIntervalMs?: number;
   /** After this long, connections still open are cut (default 10 s). */
   readonly shutdownTimeoutMs?: number;
+  /** Admission connections accepted at once (default: sized from the descriptor limit). */
+  readonly maxConnections?: number;
 }
 
 export interface RunningServer {
@@ -48,6 +52,110 @@ function urlHost(host: string): string {
   return host.includes(':') ? `[${host}]` : host;
 }
 
+interface ReadinessState {
+  tlsLoaded: boolean;
+  shuttingDown: boolean;
+}
+
+function readinessOf(monitor: MonitorLike, state: ReadinessState): () => Readiness {
+  let firstLookupDone = false;
+  const markLookedUp = (): void => {
+    firstLookupDone = true;
+  };
+  // "Finished, either way": a failed first lookup also makes the webhook ready.
+  void monitor.firstLookup?.then(markLookedUp, markLookedUp);
+  return () => {
+    if (state.shuttingDown) return { ready: false, reason: 'shutting down' };
+    if (!state.tlsLoaded) return { ready: false, reason: 'TLS listener not started yet' };
+    if (!firstLookupDone && !monitor.snapshot().firstLookupDone) {
+      return { ready: false, reason: 'waiting for the first KMS key lookup' };
+    }
+    return { ready: true, reason: 'serving' };
+  };
+}
+
+async function listenBoth(health: HealthApp, admission: AdmissionApp, ports: ListenPorts) {
+  try {
+    await health.listen({
+      host: ports.host,
+      port: ports.healthPort,
+      listenTextResolver: (address) => `health listener (HTTP) on ${address}`,
+    });
+    await admission.listen({
+      host: ports.host,
+      port: ports.port,
+      listenTextResolver: (address) => `admission listener (HTTPS) on ${address}`,
+    });
+  } catch (error) {
+    await Promise.allSettled([admission.close(), health.close()]);
+    throw error;
+  }
+}
+
+interface ListenPorts {
+  readonly host: string;
+  readonly port: number;
+  readonly healthPort: number;
+}
+
+/** Drains the admission listener (cut after `timeoutMs`), then closes the health listener. */
+async function drain(
+  admission: AdmissionApp,
+  health: HealthApp,
+  logger: Logger,
+  timeoutMs: number,
+): Promise<void> {
+  logger.info('shutting down: finishing in-flight admissions');
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<void>((resolve) => {
+    timer = setTimeout(() => {
+      logger.warn({ timeoutMs }, 'shutdown timeout: closing the remaining connections');
+      admission.server.closeAllConnections();
+      resolve();
+    }, timeoutMs);
+  });
+  try {
+    const closed = admission.close();
+    await Promise.race([closed, deadline]);
+    await closed;
+  } finally {
+    clearTimeout(timer);
+  }
+  await health.close();
+  logger.info('webhook stopped');
+}
+
+interface ListenerParts {
+  readonly settings: ServeSettings;
+  readonly logger: Logger;
+  readonly monitor: MonitorLike;
+  readonly metrics: ServerMetrics;
+  readonly readiness: () => Readiness;
+  readonly isShuttingDown: () => boolean;
+  readonly maxConnections: number;
+  readonly https: HttpsServerOptions;
+}
+
+function buildListeners(parts: ListenerParts): { health: HealthApp; admission: AdmissionApp } {
+  const { settings, logger, monitor } = parts;
+  const health = buildHealthApp({
+    logger: logger.child({ listener: 'health' }),
+    source: monitor,
+    metrics: parts.metrics,
+    readiness: parts.readiness,
+  });
+  const admission = buildAdmissionApp({
+    logger: logger.child({ listener: 'admission' }),
+    source: monitor,
+    policy: { mode: settings.mode, onUnknown: settings.onUnknown },
+    metrics: parts.metrics,
+    isShuttingDown: parts.isShuttingDown,
+    maxConnections: parts.maxConnections,
+    https: parts.https,
+  });
+  return { health, admission };
+}
+
 export async function startServer(options: StartServerOptions): Promise<RunningServer> {
   const { settings, logger, monitor } = options;
   const host = options.host ?? '0.0.0.0';
@@ -60,36 +168,18 @@ export async function startServer(options: StartServerOptions): Promise<RunningS
   };
   const material = await readTlsMaterial(files);
   const mutualTls = material.ca !== undefined;
+  const state: ReadinessState = { tlsLoaded: false, shuttingDown: false };
+  const readiness = readinessOf(monitor, state);
+  const maxConnections = options.maxConnections ?? admissionConnectionCap(readOpenFilesLimit());
 
-  let tlsLoaded = false;
-  let shuttingDown = false;
-  let firstLookupDone = false;
-  const markLookedUp = (): void => {
-    firstLookupDone = true;
-  };
-  // Ready once the first lookup finished, either way: a failed one also makes the webhook ready.
-  void monitor.firstLookup?.then(markLookedUp, markLookedUp);
-  const readiness = (): Readiness => {
-    if (shuttingDown) return { ready: false, reason: 'shutting down' };
-    if (!tlsLoaded) return { ready: false, reason: 'TLS listener not started yet' };
-    if (!firstLookupDone && !monitor.snapshot().firstLookupDone) {
-      return { ready: false, reason: 'waiting for the first KMS key lookup' };
-    }
-    return { ready: true, reason: 'serving' };
-  };
-
-  const health = buildHealthApp({
-    logger: logger.child({ listener: 'health' }),
-    source: monitor,
+  const { health, admission } = buildListeners({
+    settings,
+    logger,
+    monitor,
     metrics,
     readiness,
-  });
-  const admission = buildAdmissionApp({
-    logger: logger.child({ listener: 'admission' }),
-    source: monitor,
-    policy: { mode: settings.mode, onUnknown: settings.onUnknown },
-    metrics,
-    isShuttingDown: () => shuttingDown,
+    isShuttingDown: () => state.shuttingDown,
+    maxConnections,
     https: {
       ...secureContextOptions(material),
       requestCert: mutualTls,
@@ -97,22 +187,12 @@ export async function startServer(options: StartServerOptions): Promise<RunningS
     },
   });
 
-  try {
-    await health.listen({
-      host,
-      port: settings.healthPort,
-      listenTextResolver: (address) => `health listener (HTTP) on ${address}`,
-    });
-    await admission.listen({
-      host,
-      port: settings.port,
-      listenTextResolver: (address) => `admission listener (HTTPS) on ${address}`,
-    });
-  } catch (error) {
-    await Promise.allSettled([admission.close(), health.close()]);
-    throw error;
-  }
-  tlsLoaded = true;
+  await listenBoth(health, admission, {
+    host,
+    port: settings.port,
+    healthPort: settings.healthPort,
+  });
+  state.tlsLoaded = true;
   const watcher: TlsWatcher = watchTlsFiles({
     files,
     initial: material,
@@ -137,34 +217,17 @@ export async function startServer(options: StartServerOptions): Promise<RunningS
       mutualTls,
       mode: settings.mode,
       onUnknown: settings.onUnknown,
+      maxConnections,
       certificate: describeCertificate(material.cert),
     },
     'kms-secret-guard webhook listening',
   );
 
   let closing: Promise<void> | undefined;
-  const close = async (): Promise<void> => {
-    shuttingDown = true;
+  const close = (): Promise<void> => {
+    state.shuttingDown = true;
     watcher.close();
-    logger.info('shutting down: finishing in-flight admissions');
-    const timeoutMs = options.shutdownTimeoutMs ?? 10_000;
-    let timer: NodeJS.Timeout | undefined;
-    const deadline = new Promise<void>((resolve) => {
-      timer = setTimeout(() => {
-        logger.warn({ timeoutMs }, 'shutdown timeout: closing the remaining connections');
-        admission.server.closeAllConnections();
-        resolve();
-      }, timeoutMs);
-    });
-    try {
-      const closed = admission.close();
-      await Promise.race([closed, deadline]);
-      await closed;
-    } finally {
-      clearTimeout(timer);
-    }
-    await health.close();
-    logger.info('webhook stopped');
+    return drain(admission, health, logger, options.shutdownTimeoutMs ?? 10_000);
   };
 
   return {

@@ -20,6 +20,21 @@ export interface TlsMaterial {
 
 export const MIN_TLS_VERSION = 'TLSv1.2';
 
+/**
+ * TLS 1.2 suites: ECDHE key exchange (forward secrecy) with AEAD ciphers only, for ECDSA
+ * (`certs`) and RSA (e.g. cert-manager's default) certificates. Go's TLS client, hence the
+ * API server, offers all of them. No CBC, SHA-1 MAC or RSA key exchange. TLS 1.3 suites are
+ * not listed, so Node keeps its defaults for them (all AEAD).
+ */
+export const TLS12_CIPHERS = [
+  'ECDHE-ECDSA-AES128-GCM-SHA256',
+  'ECDHE-RSA-AES128-GCM-SHA256',
+  'ECDHE-ECDSA-AES256-GCM-SHA384',
+  'ECDHE-RSA-AES256-GCM-SHA384',
+  'ECDHE-ECDSA-CHACHA20-POLY1305',
+  'ECDHE-RSA-CHACHA20-POLY1305',
+].join(':');
+
 async function readSetting(file: string, setting: string): Promise<Buffer> {
   try {
     return await readFile(file);
@@ -56,6 +71,8 @@ export function secureContextOptions(material: TlsMaterial): SecureContextOption
     cert: material.cert,
     key: material.key,
     minVersion: MIN_TLS_VERSION,
+    ciphers: TLS12_CIPHERS,
+    honorCipherOrder: true,
     ...(material.ca !== undefined ? { ca: material.ca } : {}),
   };
 }

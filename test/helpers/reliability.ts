@@ -354,7 +354,7 @@ export interface ServeChild {
 export async function spawnServe(
   t: TestLike,
   env: Record<string, string>,
-  { startTimeoutMs = 20_000 } = {},
+  { startTimeoutMs = 20_000, openFilesLimit = 0 } = {},
 ): Promise<ServeChild> {
   const dir = await mkdtemp(join(tmpdir(), 'ksg-reliability-'));
   t.teardown(() => rm(dir, { recursive: true, force: true }));
@@ -365,7 +365,16 @@ export async function spawnServe(
   const outputFd = openSync(outputFile, 'a');
   let child: ChildProcess;
   try {
-    child = spawn(process.execPath, ['--expose-gc', '--import', probe, CLI_PATH, 'serve'], {
+    const args = ['--expose-gc', '--import', probe, CLI_PATH, 'serve'];
+    // With a descriptor limit, a shell sets it and then becomes node (same pid).
+    const [command, commandArgs] =
+      openFilesLimit > 0
+        ? [
+            '/bin/sh',
+            ['-c', `ulimit -n ${openFilesLimit} && exec "$0" "$@"`, process.execPath, ...args],
+          ]
+        : [process.execPath, args];
+    child = spawn(command, commandArgs, {
       env: {
         PATH: process.env.PATH ?? '',
         HOME: process.env.HOME ?? tmpdir(),

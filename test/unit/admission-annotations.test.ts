@@ -3,6 +3,7 @@ import fc from 'fast-check';
 import jsonPatch from 'fast-json-patch';
 import {
   annotationPatch,
+  escapePointerSegment,
   formatRotationTime,
   parseAdmissionReview,
   stampAnnotations,
@@ -79,6 +80,26 @@ t.test('the patch applies to every annotation shape', async (t) => {
     "a '/' in an annotation key is escaped as ~1",
   );
   t.same(annotationPatch(null, stamp), [], 'no object → no patch');
+  t.equal(
+    escapePointerSegment('a~/b~1'),
+    'a~0~1b~01',
+    "RFC 6901: '~' → '~0' first, then '/' → '~1'",
+  );
+  const current = annotationPatch(
+    { metadata: { annotations: { ...stamp, 'kms-secret-guard.io/key-version': 'old' } } },
+    stamp,
+  );
+  t.same(
+    current,
+    [
+      {
+        op: 'replace',
+        path: '/metadata/annotations/kms-secret-guard.io~1key-version',
+        value: stamp['kms-secret-guard.io/key-version'],
+      },
+    ],
+    'only the stale stamp is replaced, nothing else is touched',
+  );
 });
 
 t.test('property: any annotations map ends with the stamp and keeps the rest', async (t) => {
@@ -119,9 +140,13 @@ t.test('parseAdmissionReview refuses what cannot be answered', async (t) => {
     ],
   ];
   for (const [label, body, message] of cases) {
-    const result = parseAdmissionReview(body);
+    const result = parseAdmissionReview(JSON.stringify(body));
     t.equal(result.ok, false, `${label}: refused`);
     if (!result.ok) t.match(result.message, message, `${label}: clear message`);
   }
-  t.equal(parseAdmissionReview({ request: { uid: 'u' } }).ok, true, 'a minimal review is accepted');
+  t.equal(
+    parseAdmissionReview(JSON.stringify({ request: { uid: 'u' } })).ok,
+    true,
+    'a minimal review is accepted',
+  );
 });

@@ -1,0 +1,602 @@
+/**
+ * A streaming JSON checker that keeps only selected values.
+ *
+ * It reads a body chunk by chunk, checks all of it against the JSON grammar (as strict as
+ * JSON.parse: no trailing commas, no leading zeros, no raw control characters in strings,
+ * only the JSON escapes), and builds JavaScript values for the paths a `Selection` names,
+ * nothing else. Everything outside the selection (a Secret's `data`, `stringData`,
+ * `managedFields`, …) is skipped byte by byte and never becomes a string, so memory per body
+ * is bounded by the selection and the limits below, not by the body's size.
+ */
+
+/** A field to keep: `true` keeps a scalar (containers become EMPTY_OBJECT / EMPTY_ARRAY). */
+export interface Selection {
+  readonly [field: string]: Selection | true;
+}
+
+export interface SelectLimits {
+  /** Deepest nesting accepted (Go's encoding/json, used by the API server, allows 10 000). */
+  readonly maxDepth: number;
+  /** Most JSON values (scalars and containers, keys not counted) in one body. */
+  readonly maxValues: number;
+  /** A kept string longer than this many bytes (raw, as sent) becomes LONG_STRING. */
+  readonly maxStringBytes: number;
+}
+
+/** Stands for a kept string that was longer than `maxStringBytes`. */
+export const LONG_STRING: unique symbol = Symbol('string longer than the limit');
+/** Stand for a container found where a selection keeps a scalar (its content is not kept). */
+export const EMPTY_OBJECT: Readonly<Record<string, never>> = Object.freeze({});
+export const EMPTY_ARRAY: readonly never[] = Object.freeze([]);
+
+export type SelectOutcome =
+  | { readonly ok: true; readonly value: unknown }
+  | { readonly ok: false; readonly problem: SelectProblem };
+
+export type SelectProblem = 'empty' | 'invalid' | 'too-deep' | 'too-many-values';
+
+interface CompiledSelection {
+  readonly fields: ReadonlyMap<string, CompiledSelection | true>;
+  /** Field names as bytes by length: most keys are rejected without building a string. */
+  readonly byLength: ReadonlyMap<number, readonly (readonly [Uint8Array, string])[]>;
+  /** Longest raw key that can still decode to a field name (each char as a 6-byte escape). */
+  readonly maxRawKey: number;
+}
+
+export function compileSelection(selection: Selection): CompiledSelection {
+  const fields = new Map<string, CompiledSelection | true>();
+  const byLength = new Map<number, [Uint8Array, string][]>();
+  let longest = 0;
+  for (const [name, child] of Object.entries(selection)) {
+    fields.set(name, child === true ? true : compileSelection(child));
+    const bytes = Buffer.from(name, 'utf8');
+    byLength.set(bytes.length, [...(byLength.get(bytes.length) ?? []), [bytes, name]]);
+    longest = Math.max(longest, bytes.length);
+  }
+  return { fields, byLength, maxRawKey: longest * 6 };
+}
+
+interface Frame {
+  readonly selection: CompiledSelection;
+  readonly record: Record<string, unknown>;
+  /** The field named by the last key read in this object, until its value starts. */
+  field: CompiledSelection | true | undefined;
+  name: string;
+}
+
+// Parser states.
+const VALUE = 0; // a value must come
+const VALUE_OR_END = 1; // after '['
+const AFTER_VALUE = 2; // ',' or the container's end (or the end of the body at the top)
+const KEY_OR_END = 3; // after '{'
+const KEY = 4; // after ',' in an object
+const COLON = 5;
+const STRING = 6;
+const ESCAPE = 7;
+const UNICODE = 8;
+const NUMBER = 9;
+const LITERAL = 10;
+
+// What a string is read for.
+const SKIP = 0;
+const KEY_CAPTURE = 1;
+const VALUE_CAPTURE = 2;
+
+// Number grammar states (RFC 8259 §6).
+const N_MINUS = 0;
+const N_ZERO = 1;
+const N_INT = 2;
+const N_DOT = 3;
+const N_FRAC = 4;
+const N_E = 5;
+const N_E_SIGN = 6;
+const N_EXP = 7;
+
+const OBJECT = 1;
+const ARRAY = 2;
+
+const QUOTE = 0x22;
+const BACKSLASH = 0x5c;
+
+const LITERALS: Readonly<Record<number, readonly [Uint8Array, unknown]>> = {
+  0x74: [Buffer.from('true'), true],
+  0x66: [Buffer.from('false'), false],
+  0x6e: [Buffer.from('null'), null],
+};
+const BOM = Buffer.from([0xef, 0xbb, 0xbf]);
+/** Bytes a string run stops at: the quote, the backslash and the 32 control bytes. */
+const SPECIAL_BYTES = [QUOTE, BACKSLASH, ...Array.from({ length: 0x20 }, (_, byte) => byte)];
+/** Runs shorter than this are checked byte by byte (cheaper than 34 lookups). */
+const SHORT_RUN = 256;
+
+/** Where the next of each special byte is in one chunk, found with indexOf and cached. */
+class SpecialPositions {
+  #chunk: Buffer | undefined;
+  readonly #next = new Int32Array(SPECIAL_BYTES.length);
+
+  /** Position of the first special byte at or after `from` (chunk.length when none). */
+  first(chunk: Buffer, from: number): number {
+    if (chunk !== this.#chunk) {
+      this.#chunk = chunk;
+      this.#next.fill(-1);
+    }
+    let first = chunk.length;
+    for (let slot = 0; slot < SPECIAL_BYTES.length; slot += 1) {
+      let position = this.#next[slot] ?? -1;
+      if (position < from) {
+        position = chunk.indexOf(SPECIAL_BYTES[slot] ?? 0, from);
+        if (position < 0) position = chunk.length;
+        this.#next[slot] = position;
+      }
+      if (position < first) first = position;
+    }
+    return first;
+  }
+}
+
+/** Bytes allowed after a backslash: " \ / b f n r t (u is handled apart). */
+const SIMPLE_ESCAPES = new Set([0x22, 0x5c, 0x2f, 0x62, 0x66, 0x6e, 0x72, 0x74]);
+
+function isWhitespace(byte: number): boolean {
+  return byte === 0x20 || byte === 0x0a || byte === 0x0d || byte === 0x09;
+}
+
+function isDigit(byte: number): boolean {
+  return byte >= 0x30 && byte <= 0x39;
+}
+
+function isHex(byte: number): boolean {
+  return isDigit(byte) || (byte >= 0x41 && byte <= 0x46) || (byte >= 0x61 && byte <= 0x66);
+}
+
+/** Byte classes of the number grammar: 0, 1-9, '.', 'e'/'E', '+'/'-', anything else. */
+function numberClass(byte: number): number {
+  if (byte === 0x30) return 0;
+  if (isDigit(byte)) return 1;
+  if (byte === 0x2e) return 2;
+  if (byte === 0x65 || byte === 0x45) return 3;
+  return byte === 0x2b || byte === 0x2d ? 4 : 5;
+}
+
+const END = -1; // the number ended before this byte (which the structure then reads)
+const BAD = -2;
+/** RFC 8259 §6 as a transition table: [state][class] → next state, END or BAD. */
+const NUMBER_TABLE: readonly (readonly number[])[] = [
+  /* N_MINUS */ [N_ZERO, N_INT, BAD, BAD, BAD, BAD],
+  /* N_ZERO */ [BAD, BAD, N_DOT, N_E, END, END],
+  /* N_INT */ [N_INT, N_INT, N_DOT, N_E, END, END],
+  /* N_DOT */ [N_FRAC, N_FRAC, BAD, BAD, BAD, BAD],
+  /* N_FRAC */ [N_FRAC, N_FRAC, END, N_E, END, END],
+  /* N_E */ [N_EXP, N_EXP, BAD, BAD, N_E_SIGN, BAD],
+  /* N_E_SIGN */ [N_EXP, N_EXP, BAD, BAD, BAD, BAD],
+  /* N_EXP */ [N_EXP, N_EXP, END, END, END, END],
+];
+
+/** The next number-grammar state after `byte`: a state, END or BAD. */
+function numberStep(state: number, byte: number): number {
+  return NUMBER_TABLE[state]?.[numberClass(byte)] ?? BAD;
+}
+
+/**
+ * Push parser: `write` each chunk, then `end`. After the first problem the rest of the body
+ * is ignored (the caller may keep draining it) and `end` reports the problem.
+ */
+export class SelectingJsonParser {
+  readonly #root: CompiledSelection;
+  readonly #limits: SelectLimits;
+  #state = VALUE;
+  #depth = 0;
+  #stack = new Uint8Array(32);
+  readonly #frames: Frame[] = [];
+  #values = 0;
+  #bytes = 0;
+  #problem: SelectProblem | undefined;
+  #result: unknown = undefined;
+  readonly #specials = new SpecialPositions();
+
+  // The value being read and where it goes once complete.
+  #target: Frame | undefined;
+  #targetIsRoot = false;
+  #targetName = '';
+  #targetChild: CompiledSelection | true | undefined;
+
+  // Strings and numbers that are kept are collected raw here (quotes and escapes included).
+  #mode = SKIP;
+  #stringIsKey = false;
+  #capture: Buffer | undefined;
+  #captureLength = 0;
+  #captureOverflow = false;
+  #captureLimit = 0;
+  #keyHasEscape = false;
+  #hexLeft = 0;
+  #number = N_MINUS;
+  #literal: Uint8Array = BOM;
+  #literalIndex = 0;
+  #literalValue: unknown = undefined;
+  #afterLiteral = VALUE;
+
+  constructor(selection: CompiledSelection, limits: SelectLimits) {
+    this.#root = selection;
+    this.#limits = limits;
+  }
+
+  /** Bytes currently held for kept values (the caller's memory accounting). */
+  get heldBytes(): number {
+    return (this.#capture?.length ?? 0) + this.#stack.length;
+  }
+
+  write(bytes: Uint8Array): void {
+    if (this.#problem !== undefined || bytes.length === 0) return;
+    const chunk = Buffer.isBuffer(bytes)
+      ? bytes
+      : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    let index = 0;
+    if (this.#bytes === 0 && chunk[0] === 0xef) {
+      // Like Fastify's JSON parser: a UTF-8 byte order mark at the start is ignored.
+      this.#startLiteral(BOM, undefined, VALUE);
+      index = 1;
+    }
+    this.#bytes += chunk.length;
+    const length = chunk.length;
+    // #fail returns a position past any chunk, which ends the loop.
+    while (index < length) index = this.#step(chunk, index);
+  }
+
+  end(): SelectOutcome {
+    if (this.#problem === undefined && this.#bytes === 0) this.#problem = 'empty';
+    if (this.#problem === undefined && this.#state === NUMBER && this.#depth === 0) {
+      if (numberStep(this.#number, 0x20) === END) this.#finishNumber();
+    }
+    if (this.#problem === undefined && (this.#state !== AFTER_VALUE || this.#depth !== 0)) {
+      this.#problem = 'invalid';
+    }
+    if (this.#problem !== undefined) return { ok: false, problem: this.#problem };
+    return { ok: true, value: this.#result };
+  }
+
+  #fail(problem: SelectProblem = 'invalid'): number {
+    this.#problem = problem;
+    return Number.MAX_SAFE_INTEGER;
+  }
+
+  #step(chunk: Buffer, index: number): number {
+    switch (this.#state) {
+      case STRING:
+        return this.#string(chunk, index);
+      case ESCAPE:
+        return this.#escape(chunk, index);
+      case UNICODE:
+        return this.#unicode(chunk, index);
+      case NUMBER:
+        return this.#numberByte(chunk, index);
+      case LITERAL:
+        return this.#literalByte(chunk, index);
+      default:
+        return this.#structural(chunk, index);
+    }
+  }
+
+  #structural(chunk: Uint8Array, index: number): number {
+    let at = index;
+    const length = chunk.length;
+    while (at < length && isWhitespace(chunk[at] ?? -1)) at += 1;
+    if (at === length) return at;
+    const byte = chunk[at] ?? -1;
+    switch (this.#state) {
+      case VALUE:
+        return this.#value(byte, at);
+      case VALUE_OR_END:
+        return byte === 0x5d ? this.#close(ARRAY, at) : this.#value(byte, at);
+      case AFTER_VALUE:
+        return this.#afterValue(byte, at);
+      case COLON:
+        if (byte !== 0x3a) return this.#fail();
+        this.#state = VALUE;
+        return at + 1;
+      default:
+        return this.#key(byte, at);
+    }
+  }
+
+  /** KEY_OR_END (after '{') or KEY (after ','). */
+  #key(byte: number, at: number): number {
+    if (byte === 0x7d && this.#state === KEY_OR_END) return this.#close(OBJECT, at);
+    return byte === QUOTE ? this.#startKey(at) : this.#fail();
+  }
+
+  #afterValue(byte: number, at: number): number {
+    if (this.#depth === 0) return this.#fail();
+    const container = this.#stack[this.#depth - 1];
+    if (byte === 0x2c) {
+      this.#state = container === OBJECT ? KEY : VALUE;
+      return at + 1;
+    }
+    if (byte === 0x7d) return this.#close(OBJECT, at);
+    return byte === 0x5d ? this.#close(ARRAY, at) : this.#fail();
+  }
+
+  /** A value starts at `at` with `byte`: work out where it goes, then read it. */
+  #value(byte: number, at: number): number {
+    this.#values += 1;
+    if (this.#values > this.#limits.maxValues) return this.#fail('too-many-values');
+    this.#chooseTarget();
+    if (byte === 0x7b) return this.#open(OBJECT, at);
+    if (byte === 0x5b) return this.#open(ARRAY, at);
+    if (byte === QUOTE) {
+      this.#startString(this.#targetChild === undefined ? SKIP : VALUE_CAPTURE, false);
+      if (this.#mode === VALUE_CAPTURE) this.#append(QUOTE);
+      return at + 1;
+    }
+    return this.#scalar(byte, at);
+  }
+
+  #scalar(byte: number, at: number): number {
+    const literal = LITERALS[byte];
+    if (literal !== undefined) {
+      this.#startLiteral(literal[0], literal[1], AFTER_VALUE);
+      return at + 1;
+    }
+    if (byte !== 0x2d && !isDigit(byte)) return this.#fail();
+    this.#number = byte === 0x2d ? N_MINUS : byte === 0x30 ? N_ZERO : N_INT;
+    this.#state = NUMBER;
+    this.#beginCapture(this.#targetChild !== undefined, 64);
+    if (this.#mode === VALUE_CAPTURE) this.#append(byte);
+    return at + 1;
+  }
+
+  #chooseTarget(): void {
+    this.#target = undefined;
+    this.#targetIsRoot = false;
+    this.#targetChild = undefined;
+    if (this.#depth === 0) {
+      this.#targetIsRoot = true;
+      this.#targetChild = this.#root;
+      return;
+    }
+    if (this.#depth !== this.#frames.length) return;
+    const frame = this.#frames[this.#depth - 1];
+    if (frame?.field === undefined) return;
+    this.#target = frame;
+    this.#targetName = frame.name;
+    this.#targetChild = frame.field;
+    frame.field = undefined;
+  }
+
+  #assign(value: unknown): void {
+    if (this.#targetIsRoot) this.#result = value;
+    else if (this.#target !== undefined) this.#target.record[this.#targetName] = value;
+    this.#target = undefined;
+    this.#targetIsRoot = false;
+    this.#targetChild = undefined;
+  }
+
+  #open(container: number, at: number): number {
+    if (this.#depth >= this.#limits.maxDepth) return this.#fail('too-deep');
+    if (this.#depth === this.#stack.length) {
+      const grown = new Uint8Array(Math.min(this.#stack.length * 2, this.#limits.maxDepth));
+      grown.set(this.#stack);
+      this.#stack = grown;
+    }
+    const child = this.#targetChild;
+    if (container === OBJECT && child !== undefined && child !== true) {
+      const record: Record<string, unknown> = {};
+      this.#assign(record);
+      this.#frames.push({ selection: child, record, field: undefined, name: '' });
+    } else if (child !== undefined) {
+      this.#assign(container === OBJECT ? EMPTY_OBJECT : EMPTY_ARRAY);
+    }
+    this.#stack[this.#depth] = container;
+    this.#depth += 1;
+    this.#state = container === OBJECT ? KEY_OR_END : VALUE_OR_END;
+    return at + 1;
+  }
+
+  #close(container: number, at: number): number {
+    if (this.#depth === 0 || this.#stack[this.#depth - 1] !== container) return this.#fail();
+    if (this.#frames.length === this.#depth) this.#frames.pop();
+    this.#depth -= 1;
+    this.#state = AFTER_VALUE;
+    return at + 1;
+  }
+
+  #startKey(at: number): number {
+    const tracked = this.#depth === this.#frames.length;
+    this.#startString(tracked ? KEY_CAPTURE : SKIP, true);
+    return at + 1;
+  }
+
+  #startString(mode: number, isKey: boolean): void {
+    this.#state = STRING;
+    this.#stringIsKey = isKey;
+    this.#keyHasEscape = false;
+    const frame = this.#frames[this.#frames.length - 1];
+    const limit =
+      mode === KEY_CAPTURE ? (frame?.selection.maxRawKey ?? 0) : this.#limits.maxStringBytes + 2;
+    this.#beginCapture(mode !== SKIP, limit);
+    if (mode === KEY_CAPTURE) this.#mode = KEY_CAPTURE;
+  }
+
+  #beginCapture(capture: boolean, limit: number): void {
+    this.#mode = capture ? VALUE_CAPTURE : SKIP;
+    this.#captureLength = 0;
+    this.#captureOverflow = false;
+    this.#captureLimit = limit;
+  }
+
+  #append(byte: number): void {
+    if (this.#captureLength >= this.#captureLimit) {
+      this.#captureOverflow = true;
+      return;
+    }
+    this.#ensureCapacity(this.#captureLength + 1)[this.#captureLength] = byte;
+    this.#captureLength += 1;
+  }
+
+  #appendRange(chunk: Uint8Array, from: number, to: number): void {
+    const room = this.#captureLimit - this.#captureLength;
+    const count = Math.min(to - from, room);
+    if (count < to - from) this.#captureOverflow = true;
+    if (count <= 0) return;
+    this.#ensureCapacity(this.#captureLength + count).set(
+      chunk.subarray(from, from + count),
+      this.#captureLength,
+    );
+    this.#captureLength += count;
+  }
+
+  #ensureCapacity(size: number): Buffer {
+    const current = this.#capture;
+    if (current !== undefined && current.length >= size) return current;
+    const grown = Buffer.allocUnsafe(Math.max(size, (current?.length ?? 32) * 2));
+    current?.copy(grown, 0, 0, this.#captureLength);
+    this.#capture = grown;
+    return grown;
+  }
+
+  /**
+   * Inside a string: plain bytes are skipped (or copied) in one go. Short runs are checked
+   * byte by byte; a long run (base64 Secret data) jumps to the next quote, backslash or
+   * control byte found with Buffer#indexOf, which is many times faster than a loop.
+   */
+  #string(chunk: Buffer, index: number): number {
+    const length = chunk.length;
+    const at = this.#plainRunEnd(chunk, index);
+    if (this.#mode !== SKIP) this.#appendRange(chunk, index, at);
+    if (at === length) return at;
+    const byte = chunk[at] ?? -1;
+    if (byte === QUOTE) {
+      this.#endString();
+      return at + 1;
+    }
+    if (byte !== BACKSLASH) return this.#fail();
+    if (this.#mode !== SKIP) this.#append(byte);
+    this.#keyHasEscape = true;
+    this.#state = ESCAPE;
+    return at + 1;
+  }
+
+  /** Where the run of plain string bytes starting at `index` ends. */
+  #plainRunEnd(chunk: Buffer, index: number): number {
+    const length = chunk.length;
+    const stop = Math.min(length, index + SHORT_RUN);
+    for (let at = index; at < stop; at += 1) {
+      const byte = chunk[at] ?? -1;
+      if (byte === QUOTE || byte === BACKSLASH || byte < 0x20) return at;
+    }
+    return stop < length ? this.#specials.first(chunk, stop) : stop;
+  }
+
+  #escape(chunk: Uint8Array, index: number): number {
+    const byte = chunk[index] ?? -1;
+    if (this.#mode !== SKIP) this.#append(byte);
+    if (byte === 0x75) {
+      this.#hexLeft = 4;
+      this.#state = UNICODE;
+      return index + 1;
+    }
+    if (!SIMPLE_ESCAPES.has(byte)) return this.#fail();
+    this.#state = STRING;
+    return index + 1;
+  }
+
+  #unicode(chunk: Uint8Array, index: number): number {
+    const byte = chunk[index] ?? -1;
+    if (!isHex(byte)) return this.#fail();
+    if (this.#mode !== SKIP) this.#append(byte);
+    this.#hexLeft -= 1;
+    if (this.#hexLeft === 0) this.#state = STRING;
+    return index + 1;
+  }
+
+  #endString(): void {
+    if (this.#stringIsKey) {
+      this.#state = COLON;
+      if (this.#mode === KEY_CAPTURE) this.#resolveKey();
+      return;
+    }
+    this.#state = AFTER_VALUE;
+    if (this.#mode !== VALUE_CAPTURE) return;
+    this.#append(QUOTE);
+    if (this.#captureOverflow) {
+      this.#assign(LONG_STRING);
+      return;
+    }
+    // The bytes were checked above; JSON.parse only decodes escapes and UTF-8 here.
+    this.#assign(JSON.parse(this.#captured()));
+  }
+
+  #captured(): string {
+    return (this.#capture ?? Buffer.alloc(0)).toString('utf8', 0, this.#captureLength);
+  }
+
+  #resolveKey(): void {
+    const frame = this.#frames[this.#frames.length - 1];
+    if (frame === undefined) return;
+    frame.field = undefined;
+    if (this.#captureOverflow) return;
+    const name = this.#keyHasEscape ? this.#decodedKey() : this.#plainKey(frame.selection);
+    if (name === undefined) return;
+    const field = frame.selection.fields.get(name);
+    if (field === undefined) return;
+    frame.field = field;
+    frame.name = name;
+  }
+
+  #decodedKey(): string {
+    return JSON.parse(`"${this.#captured()}"`) as string;
+  }
+
+  /** The field name a key without escapes spells, compared as bytes (no string built). */
+  #plainKey(selection: CompiledSelection): string | undefined {
+    const candidates = selection.byLength.get(this.#captureLength);
+    const captured = this.#capture;
+    if (candidates === undefined || captured === undefined) return undefined;
+    for (const [bytes, name] of candidates) {
+      if (captured.compare(bytes, 0, bytes.length, 0, this.#captureLength) === 0) return name;
+    }
+    return undefined;
+  }
+
+  #numberByte(chunk: Uint8Array, index: number): number {
+    const length = chunk.length;
+    let at = index;
+    while (at < length) {
+      const next = numberStep(this.#number, chunk[at] ?? -1);
+      if (next === BAD) return this.#fail();
+      if (next === END) break;
+      this.#number = next;
+      at += 1;
+    }
+    if (this.#mode !== SKIP) this.#appendRange(chunk, index, at);
+    if (at === length) return at;
+    this.#finishNumber();
+    return at;
+  }
+
+  #finishNumber(): void {
+    this.#state = AFTER_VALUE;
+    if (this.#mode === VALUE_CAPTURE) {
+      this.#assign(this.#captureOverflow ? Number.NaN : Number(this.#captured()));
+    }
+  }
+
+  #startLiteral(bytes: Uint8Array, value: unknown, after: number): void {
+    this.#state = LITERAL;
+    this.#literal = bytes;
+    this.#literalIndex = 1;
+    this.#literalValue = value;
+    this.#afterLiteral = after;
+  }
+
+  #literalByte(chunk: Uint8Array, index: number): number {
+    if (chunk[index] !== this.#literal[this.#literalIndex]) return this.#fail();
+    this.#literalIndex += 1;
+    if (this.#literalIndex === this.#literal.length) {
+      this.#state = this.#afterLiteral;
+      if (this.#afterLiteral === AFTER_VALUE && this.#targetChild !== undefined) {
+        this.#assign(this.#literalValue);
+      }
+    }
+    return index + 1;
+  }
+}
