@@ -455,8 +455,8 @@ t.test('heap flags follow the memory limit and keep 64 MiB outside the heap', as
         ),
       ).spec.containers[0],
     ),
-    '--max-old-space-size=896',
-    'the reencrypt old space is its limit minus 128 MiB',
+    '--max-old-space-size=512',
+    'the reencrypt old space is half its limit',
   );
 });
 

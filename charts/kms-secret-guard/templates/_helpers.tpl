@@ -87,13 +87,14 @@ outside the heap; bench/RESULTS.md), as the kustomize Deployment's flags do. */}
 {{- printf "--max-old-space-size=%d --max-semi-space-size=%d" $old $semi -}}
 {{- end -}}
 
-{{/* NODE_OPTIONS of the reencrypt Job: old space = memory limit - 128 MiB (384 for 512Mi,
-Node's default 16 MiB semi-spaces: 384 + 48 + 64 <= 512). */}}
+{{/* NODE_OPTIONS of the reencrypt Job: old space = half the memory limit (256 for 512Mi):
+the rest is Node itself, TLS, the KMS SDK and a list page (at most 32 MiB) while it is
+parsed; a heap well under the limit makes V8 collect early. */}}
 {{- define "ksg.reencryptNodeOptions" -}}
 {{- $limit := include "ksg.mebibytes" (dict "quantity" (required "reencrypt.resources.limits.memory is required (e.g. 512Mi)" .Values.reencrypt.resources.limits.memory) "value" "reencrypt.resources.limits.memory") | atoi -}}
-{{- $old := sub $limit 128 | int -}}
-{{- if lt $old 64 -}}
-{{- fail (printf "reencrypt.resources.limits.memory %dMi is too small for the reencrypt Job; give it at least 192Mi (512Mi recommended)" $limit) -}}
+{{- $old := div $limit 2 | int -}}
+{{- if lt $old 128 -}}
+{{- fail (printf "reencrypt.resources.limits.memory %dMi is too small for the reencrypt Job; give it at least 256Mi (512Mi recommended)" $limit) -}}
 {{- end -}}
 {{- printf "--max-old-space-size=%d" $old -}}
 {{- end -}}
