@@ -348,13 +348,13 @@ export interface ServeChild {
 }
 
 /**
- * Starts `node --expose-gc dist/cli/main.js serve` with `env`; its stdout and stderr go to a
+ * Starts `node --expose-gc [nodeArgs] dist/cli/main.js serve` with `env`; its stdout and stderr go to a
  * file (every byte kept for scanning, none buffered in the test); waits for the listening line.
  */
 export async function spawnServe(
   t: TestLike,
   env: Record<string, string>,
-  { startTimeoutMs = 20_000 } = {},
+  { startTimeoutMs = 20_000, nodeArgs = [] as readonly string[] } = {},
 ): Promise<ServeChild> {
   const dir = await mkdtemp(join(tmpdir(), 'ksg-reliability-'));
   t.teardown(() => rm(dir, { recursive: true, force: true }));
@@ -365,15 +365,19 @@ export async function spawnServe(
   const outputFd = openSync(outputFile, 'a');
   let child: ChildProcess;
   try {
-    child = spawn(process.execPath, ['--expose-gc', '--import', probe, CLI_PATH, 'serve'], {
-      env: {
-        PATH: process.env.PATH ?? '',
-        HOME: process.env.HOME ?? tmpdir(),
-        RELIABILITY_HEAP_FILE: heapFile,
-        ...env,
+    child = spawn(
+      process.execPath,
+      ['--expose-gc', '--import', probe, ...nodeArgs, CLI_PATH, 'serve'],
+      {
+        env: {
+          PATH: process.env.PATH ?? '',
+          HOME: process.env.HOME ?? tmpdir(),
+          RELIABILITY_HEAP_FILE: heapFile,
+          ...env,
+        },
+        stdio: ['ignore', outputFd, outputFd],
       },
-      stdio: ['ignore', outputFd, outputFd],
-    });
+    );
   } finally {
     closeSync(outputFd);
   }

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { generateCertificates } from '../../../src/certs/generate.js';
 import { startEmulator, type RunningEmulator } from '../../../src/emulator/index.js';
 import type { Cluster } from './cluster.js';
-import { createKmsAdmin, type KmsAdmin } from './kms.js';
+import { createKmsAdmin, type KmsAdmin } from '../../../src/emulator/admin.js';
 import { cliPath } from './paths.js';
 import {
   freePorts,

@@ -16,7 +16,7 @@ export {
   type ServeOptions,
 } from './guard.js';
 export { useGuardedCluster, type GuardedCluster } from './setup.js';
-export { createKmsAdmin, type KmsAdmin } from './kms.js';
+export { createKmsAdmin, type KmsAdmin } from '../../../src/emulator/admin.js';
 export { controlPlaneBinaries, pinnedVersions, cliPath, REPO_ROOT } from './paths.js';
 export { waitFor, freePort, freePorts } from './processes.js';
 export {
