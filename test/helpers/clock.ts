@@ -1,8 +1,12 @@
 /**
- * A small controllable clock implementing the monitor's `now/setTimeout/clearTimeout`, so
- * tests move time explicitly instead of sleeping.
+ * The one fake clock of the tests: `now/setTimeout/clearTimeout` (the monitor's clock) and
+ * `sleep` (the sweep's), so tests move time explicitly instead of waiting. Hand-written
+ * rather than @tapjs/clock: `advance` lets promise chains settle between two timers (the
+ * monitor's refresh is async), and `sleep` returns at once, moving time, for code that
+ * only waits.
  */
 import type { MonitorClock } from '../../src/kms/monitor.js';
+import type { SweepClock } from '../../src/reencrypt/sweep.js';
 
 interface FakeTimer {
   readonly at: number;
@@ -17,10 +21,12 @@ export async function settle(rounds = 5): Promise<void> {
   }
 }
 
-export class FakeClock implements MonitorClock {
+export class FakeClock implements MonitorClock, SweepClock {
   #now: number;
   #order = 0;
   readonly #timers = new Map<number, FakeTimer>();
+  /** Every delay passed to `sleep`, in order. */
+  readonly sleeps: number[] = [];
 
   constructor(start: number | string = '2026-11-28T09:00:00Z') {
     this.#now = typeof start === 'number' ? start : Date.parse(start);
@@ -39,6 +45,13 @@ export class FakeClock implements MonitorClock {
 
   clearTimeout(handle: unknown): void {
     if (typeof handle === 'number') this.#timers.delete(handle);
+  }
+
+  /** Returns at once (after one microtask) and moves time forward by `ms`; records it. */
+  async sleep(ms: number): Promise<void> {
+    this.sleeps.push(ms);
+    this.#now += ms;
+    await Promise.resolve();
   }
 
   /** Number of timers waiting to fire. */

@@ -9,7 +9,6 @@ import {
   type SecretMetadataPage,
   type SecretRef,
 } from '../../src/reencrypt/kube-client.js';
-import type { SweepClock } from '../../src/reencrypt/sweep.js';
 
 /**
  * A temp folder (usable as HOME) with a kubeconfig whose API server is 127.0.0.1:1, where
@@ -36,26 +35,6 @@ export function unreachableKubeconfig(
     }),
   );
   return { dir, kubeconfigPath };
-}
-
-/** A clock whose sleeps return at once and move time forward; records every sleep. */
-export function fakeClock(
-  start = 1_000_000,
-): SweepClock & { sleeps: number[]; advance(ms: number): void } {
-  let now = start;
-  const sleeps: number[] = [];
-  return {
-    sleeps,
-    now: () => now,
-    advance(ms) {
-      now += ms;
-    },
-    async sleep(ms) {
-      sleeps.push(ms);
-      now += ms;
-      await Promise.resolve();
-    },
-  };
 }
 
 interface StoredSecret {

@@ -1,11 +1,8 @@
-// Shared helpers of the webhook tests: fixture reviews, key snapshots, certificates, HTTPS calls.
+// Shared helpers of the webhook tests: fixture reviews, key snapshots, certificates, test servers.
 import { readFileSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { request as httpsRequest, Agent } from 'node:https';
-import { request as httpRequest, type IncomingMessage } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
 import type {
   KeyFacts,
   KeySnapshot,
@@ -21,6 +18,7 @@ import {
   type StartServerOptions,
 } from '../../src/server/serve.js';
 import type { Test } from 'tap';
+import { KEY_ID } from './kms.js';
 
 const FIXTURES = new URL('../fixtures/admission/', import.meta.url);
 
@@ -103,7 +101,6 @@ export function decodePatch(answer: ReviewAnswer): PatchOp[] {
   return JSON.parse(Buffer.from(patch, 'base64').toString('utf8')) as PatchOp[];
 }
 
-export const KEY_ID = 'key-hzz6a1b2c3d4e5f6g7h8i9';
 export const NOW = new Date('2026-11-28T10:00:00Z');
 
 export function keyFacts(overrides: Partial<KeyFacts> = {}): KeyFacts {
@@ -284,121 +281,4 @@ export async function startTestServer(
   });
   t.teardown(() => server.close());
   return { server, certs };
-}
-
-export interface HttpResult {
-  readonly status: number;
-  readonly headers: Record<string, string | string[] | undefined>;
-  readonly body: string;
-  json(): Record<string, unknown>;
-  /** The body as an AdmissionReview answer. */
-  answer(): ReviewAnswer;
-}
-
-export function toResult(status: number, headers: HttpResult['headers'], body: string): HttpResult {
-  return {
-    status,
-    headers,
-    body,
-    json: () => JSON.parse(body) as Record<string, unknown>,
-    answer: () => JSON.parse(body) as ReviewAnswer,
-  };
-}
-
-/** A response handler that reads the whole body, then settles with status, headers and text. */
-function collectResult(
-  resolve: (result: HttpResult) => void,
-  reject: (error: Error) => void,
-): (res: IncomingMessage) => void {
-  return (res) => {
-    const chunks: Buffer[] = [];
-    res.on('data', (chunk: Buffer) => chunks.push(chunk));
-    res.on('end', () => {
-      resolve(toResult(res.statusCode ?? 0, res.headers, Buffer.concat(chunks).toString()));
-    });
-    res.on('error', reject);
-  };
-}
-
-export interface HttpsCallOptions {
-  readonly ca: string;
-  readonly method?: string;
-  readonly body?: string | Buffer;
-  readonly headers?: Record<string, string>;
-  readonly agent?: Agent;
-  readonly cert?: string;
-  readonly key?: string;
-}
-
-/** One HTTPS request with real TLS verification against the test CA. */
-export function httpsCall(url: string, options: HttpsCallOptions): Promise<HttpResult> {
-  return new Promise((resolve, reject) => {
-    const req = httpsRequest(
-      url,
-      {
-        method: options.method ?? 'POST',
-        ca: options.ca,
-        ...(options.cert !== undefined ? { cert: options.cert } : {}),
-        ...(options.key !== undefined ? { key: options.key } : {}),
-        ...(options.agent !== undefined ? { agent: options.agent } : { agent: false }),
-        headers: { 'content-type': 'application/json', ...options.headers },
-      },
-      collectResult(resolve, reject),
-    );
-    req.on('error', reject);
-    req.end(options.body);
-  });
-}
-
-export function postReview(
-  url: string,
-  review: unknown,
-  ca: string,
-  extra: Partial<HttpsCallOptions> = {},
-): Promise<HttpResult> {
-  return httpsCall(url, { ca, body: JSON.stringify(review), ...extra });
-}
-
-export function httpGet(url: string): Promise<HttpResult> {
-  return new Promise((resolve, reject) => {
-    const req = httpRequest(url, { agent: false }, collectResult(resolve, reject));
-    req.on('error', reject);
-    req.end();
-  });
-}
-
-/** Collects every byte a logger writes, so tests can scan all of it. */
-export class LogCapture extends Writable {
-  readonly chunks: string[] = [];
-  override _write(chunk: Buffer, _encoding: string, callback: () => void): void {
-    this.chunks.push(chunk.toString());
-    callback();
-  }
-  text(): string {
-    return this.chunks.join('');
-  }
-  lines(): Record<string, unknown>[] {
-    return this.text()
-      .split('\n')
-      .filter((line) => line.trim() !== '')
-      .map((line) => JSON.parse(line) as Record<string, unknown>);
-  }
-}
-
-/** Polls a condition (bounded) — for effects driven by fs.watch or other processes. */
-export async function eventually(
-  condition: () => Promise<boolean> | boolean,
-  { attempts = 100, intervalMs = 50 } = {},
-): Promise<boolean> {
-  for (let attempt = 0; attempt < attempts; attempt += 1) {
-    // A throwing condition (e.g. a refused handshake) counts as "not yet".
-    if (
-      await Promise.resolve()
-        .then(condition)
-        .catch(() => false)
-    )
-      return true;
-    await new Promise((resolve) => setTimeout(resolve, intervalMs));
-  }
-  return false;
 }

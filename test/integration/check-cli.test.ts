@@ -2,7 +2,7 @@ import t from 'tap';
 import { runCli } from '../../src/cli/program.js';
 import type { KeyReport } from '../../src/kms/report.js';
 import { Kms, withEmulator } from '../helpers/emulator.js';
-import { captureContext } from '../helpers/kms.js';
+import { captureContext } from '../helpers/cli.js';
 
 type Emulator = Awaited<ReturnType<typeof withEmulator>>['emulator'];
 
@@ -16,7 +16,7 @@ function envFor(emulator: Emulator, accessKeyId = emulator.accessKeyId) {
 }
 
 async function check(env: Record<string, string>, args: string[]) {
-  const { ctx, stdout, stderr } = captureContext(env);
+  const { ctx, stdout, stderr } = captureContext({ env });
   const code = await runCli(['check', ...args], ctx);
   return { code, stdout: stdout(), stderr: stderr() };
 }
@@ -171,7 +171,7 @@ t.test('check: unreachable, slow and misconfigured', async (t) => {
 
 t.test('check takes its clock from the context (checkedAt, lookup time)', async (t) => {
   const { emulator, keyId } = await withEmulator(t);
-  const { ctx, stdout } = captureContext(envFor(emulator));
+  const { ctx, stdout } = captureContext({ env: envFor(emulator) });
   const fixed = Date.parse('2030-01-02T03:04:05Z');
   const code = await runCli(['check', '--kms-key-id', keyId, '--json'], {
     ...ctx,

@@ -10,12 +10,7 @@ import {
   fakeSource,
   fixture,
   FIXTURE_NAMES,
-  httpGet,
-  httpsCall,
-  KEY_ID,
-  LogCapture,
   makeCertDir,
-  postReview,
   serveSettings,
   unknownSnapshot,
   unusableSnapshot,
@@ -23,6 +18,9 @@ import {
   type CertDir,
   type FakeSnapshotSource,
 } from '../helpers/server.js';
+import { httpGet, httpsCall, postReview } from '../helpers/http.js';
+import { KEY_ID } from '../helpers/kms.js';
+import { LogCapture } from '../helpers/logs.js';
 
 const UNUSABLE: UnusableReason[] = [
   'Disabled',

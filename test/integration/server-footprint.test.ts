@@ -9,8 +9,10 @@ import { createLogger } from '../../src/logging/logger.js';
 import { buildHealthApp } from '../../src/server/health.js';
 import { createMetrics } from '../../src/server/metrics.js';
 import { startServer } from '../../src/server/serve.js';
-import { fakeSource, LogCapture, makeCertDir, serveSettings } from '../helpers/server.js';
-import { freePort, missingBuild, spawnServe } from '../helpers/reliability.js';
+import { fakeSource, makeCertDir, serveSettings } from '../helpers/server.js';
+import { missingBuild, spawnServe } from '../helpers/reliability.js';
+import { LogCapture } from '../helpers/logs.js';
+import { freePort } from '../helpers/processes.js';
 
 // fast-json-stringify's small runtime (lib/serializer.js) serves Fastify's precompiled error
 // serializer and is fine; its compiler (index.js) is not.

@@ -4,15 +4,13 @@ import { startServer } from '../../src/server/serve.js';
 import {
   fakeSource,
   fixture,
-  httpGet,
-  httpsCall,
-  LogCapture,
   makeCertDir,
-  postReview,
   serveSettings,
   unusableSnapshot,
   usableSnapshot,
 } from '../helpers/server.js';
+import { httpGet, httpsCall, postReview } from '../helpers/http.js';
+import { LogCapture } from '../helpers/logs.js';
 
 // Distinct canaries per place a Secret value can travel.
 const CANARY = {

@@ -4,16 +4,10 @@ import { runCli } from '../../src/cli/program.js';
 import type { CliContext } from '../../src/cli/context.js';
 import type { RunningServer } from '../../src/server/serve.js';
 import { Kms, withEmulator } from '../helpers/emulator.js';
-import {
-  decodePatch,
-  eventually,
-  fixture,
-  httpGet,
-  LogCapture,
-  makeCertDir,
-  postReview,
-  serveSettings,
-} from '../helpers/server.js';
+import { decodePatch, fixture, makeCertDir, serveSettings } from '../helpers/server.js';
+import { eventually } from '../helpers/eventually.js';
+import { httpGet, postReview } from '../helpers/http.js';
+import { LogCapture } from '../helpers/logs.js';
 
 function context(env: Record<string, string> = {}) {
   const stop = new AbortController();

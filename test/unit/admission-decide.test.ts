@@ -13,13 +13,13 @@ import {
 import type { KeySnapshot, UnusableReason } from '../../src/kms/types.js';
 import {
   fixture,
-  KEY_ID,
   keyFacts,
   NOW,
   unknownSnapshot,
   unusableSnapshot,
   usableSnapshot,
 } from '../helpers/server.js';
+import { KEY_ID } from '../helpers/kms.js';
 
 const enforce: AdmissionPolicy = { mode: 'enforce', onUnknown: 'allow', refreshIntervalMs: 30_000 };
 const UNUSABLE: UnusableReason[] = [

@@ -18,7 +18,8 @@ export {
 export { useGuardedCluster, type GuardedCluster } from './setup.js';
 export { createKmsAdmin, type KmsAdmin } from '../../../src/emulator/admin.js';
 export { controlPlaneBinaries, pinnedVersions, cliPath, REPO_ROOT } from './paths.js';
-export { waitFor, freePort, freePorts } from './processes.js';
+export { waitFor } from '../../helpers/eventually.js';
+export { freePort, freePorts } from '../../helpers/processes.js';
 export {
   shippedWebhookConfigurations,
   forLocalWebhook,
