@@ -8,7 +8,7 @@ import { X509Certificate } from 'node:crypto';
 import { Agent } from 'node:https';
 import { connect, createSecureContext } from 'node:tls';
 import { generateCertificates } from '../../src/certs/generate.js';
-import { Kms, withEmulator } from './emulator.js';
+import { withEmulator } from './emulator.js';
 import { fixture, makeCertDir, type CertDir } from './server.js';
 import {
   kubeApiserverProblems,
@@ -93,7 +93,7 @@ interface Outcome {
  * state, and heap after GC does not grow beyond the bound.
  */
 export async function loadWithFaults(t: Test, options: LoadWithFaultsOptions): Promise<void> {
-  const { emulator, sdk, keyId } = await withEmulator(t);
+  const { emulator, keyId, admin } = await withEmulator(t);
   const certs = await makeCertDir();
   t.teardown(() => certs.cleanup());
   const rotations = await Promise.all(
@@ -208,8 +208,8 @@ export async function loadWithFaults(t: Test, options: LoadWithFaultsOptions): P
       if (control.stop) break;
       const next = disabled ? 'Enabled' : 'Disabled';
       timeline.set(next);
-      if (disabled) await sdk.enableKey(new Kms.EnableKeyRequest({ keyId }));
-      else await sdk.disableKey(new Kms.DisableKeyRequest({ keyId }));
+      if (disabled) await admin.enableKey();
+      else await admin.disableKey();
       disabled = !disabled;
     }
     return disabled;
@@ -268,7 +268,7 @@ export async function loadWithFaults(t: Test, options: LoadWithFaultsOptions): P
       'new handshakes get the last rotated certificate',
     );
   }
-  if (endedDisabled) await sdk.enableKey(new Kms.EnableKeyRequest({ keyId }));
+  if (endedDisabled) await admin.enableKey();
 
   const end = await child.heapAfterGc();
   const growth = end.heapUsed - baseline.heapUsed;

@@ -19,6 +19,8 @@ import {
 } from '../../src/server/serve.js';
 import type { Test } from 'tap';
 import { KEY_ID } from './kms.js';
+import { toResult, type HttpResult } from './http.js';
+import { buildAdmissionApp } from '../../src/server/app.js';
 
 const FIXTURES = new URL('../fixtures/admission/', import.meta.url);
 
@@ -282,3 +284,58 @@ export async function startTestServer(
   t.teardown(() => server.close());
   return { server, certs };
 }
+
+/** The admission app driven through Fastify's `inject`: route logic without TLS or sockets. */
+export interface InjectedAdmission {
+  readonly source: FakeSnapshotSource;
+  /** POSTs an AdmissionReview to `path` (/validate or /mutate). */
+  review(path: string, body: unknown): Promise<HttpResult>;
+}
+
+/**
+ * Builds the admission app as `serve` does (same policy from the settings), over a fake key
+ * source, for `inject`; closed when the test ends. Real TLS stays in the tests whose subject
+ * it is (server-tls, security-tls, shutdown).
+ */
+export async function injectAdmission(
+  t: Test,
+  overrides: Partial<ServeSettings> = {},
+  logger = createLogger('silent'),
+): Promise<InjectedAdmission> {
+  const settings = { ...serveSettings(INJECT_ONLY_CERTS), ...overrides };
+  const source = fakeSource();
+  const app = buildAdmissionApp({
+    logger,
+    source,
+    policy: {
+      mode: settings.mode,
+      onUnknown: settings.onUnknown,
+      refreshIntervalMs: settings.monitor.refreshIntervalMs,
+    },
+    // No listener: inject() never reaches the HTTPS server, so it needs no certificate.
+    https: {},
+  });
+  await app.ready();
+  t.teardown(() => app.close());
+  return {
+    source,
+    async review(path, body) {
+      const response = await app.inject({
+        method: 'POST',
+        url: path,
+        headers: { 'content-type': 'application/json' },
+        payload: JSON.stringify(body),
+      });
+      const headers = Object.fromEntries(
+        Object.entries(response.headers).map(([name, value]) => [
+          name,
+          typeof value === 'number' ? String(value) : value,
+        ]),
+      );
+      return toResult(response.statusCode, headers, response.body);
+    },
+  };
+}
+
+/** Settings need certificate paths; an injected app never reads them. */
+const INJECT_ONLY_CERTS = { certFile: '', keyFile: '' } as CertDir;

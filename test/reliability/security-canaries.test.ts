@@ -2,7 +2,7 @@
 // its logs (trace level), metrics, health endpoints, error bodies or admission responses.
 import t from 'tap';
 import { randomBytes } from 'node:crypto';
-import { Kms, withEmulator } from '../helpers/emulator.js';
+import { withEmulator } from '../helpers/emulator.js';
 import { fixture, makeCertDir } from '../helpers/server.js';
 import { missingBuild, postOversized, spawnServe } from '../helpers/reliability.js';
 import { serveEnv } from '../helpers/reliability-scenarios.js';
@@ -24,7 +24,7 @@ function leaks(text: string, canaries: string[]): string[] {
 }
 
 t.test('Secret canaries never leave the guard', { skip: missingBuild() ?? false }, async (t) => {
-  const { emulator, sdk, keyId } = await withEmulator(t);
+  const { emulator, keyId, admin } = await withEmulator(t);
   const certs = await makeCertDir();
   t.teardown(() => certs.cleanup());
   const child = await spawnServe(t, await serveEnv(emulator, keyId, certs, { LOG_LEVEL: 'trace' }));
@@ -89,7 +89,7 @@ t.test('Secret canaries never leave the guard', { skip: missingBuild() ?? false 
   const mutated = await record('mutate, key Enabled', call('mutate', body));
   t.match(mutated.body, /"patch"/, 'and stamped');
 
-  await sdk.disableKey(new Kms.DisableKeyRequest({ keyId }));
+  await admin.disableKey();
   t.ok(
     await eventually(async () => (await httpGet(`${child.healthUrl}/healthz/kms`)).status === 503, {
       timeoutMs: 10_000,
