@@ -17,7 +17,8 @@ import {
   KEY_VERSION_ANNOTATION,
   ROTATION_TIME_ANNOTATION,
 } from '../src/reencrypt/plan.js';
-import { cliPath, createKmsAdmin, startCluster } from '../test/e2e/harness/index.js';
+import { createKmsAdmin } from '../src/emulator/admin.js';
+import { cliPath, startCluster } from '../test/e2e/harness/index.js';
 import { createSecrets } from '../test/helpers/reencrypt.js';
 
 const SECRETS = Number(process.env.BENCH_SECRETS ?? '10000');

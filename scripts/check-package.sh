@@ -10,7 +10,6 @@
 # Needs dist/ (run `npm run build` first). Uses the npm cache first (--prefer-offline).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-root=$PWD
 fail() { echo "check-package: FAIL: $*" >&2; exit 1; }
 say() { echo "check-package: $*"; }
 
@@ -89,6 +88,7 @@ check_cli "npm install" "$user/node_modules/.bin/kms-secret-guard"
 # 4. The Dockerfile agrees with package.json and the repository.
 node_major=$(sed -nE 's/^ARG NODE_IMAGE=node:([0-9]+).*/\1/p' Dockerfile)
 [ "$node_major" = 24 ] || fail "Dockerfile's Node.js major is '${node_major:-none}', the documented runtime is 24"
+# shellcheck disable=SC2016 # single quotes on purpose: JavaScript, not shell, reads these.
 node -e '
   const engines = require("./package.json").engines?.node ?? "";
   const minimum = Number(/(\d+)/.exec(engines)?.[1] ?? NaN);

@@ -9,7 +9,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
-# shellcheck source=k8s-binaries/versions.env
+# shellcheck source=scripts/k8s-binaries/versions.env
 . scripts/k8s-binaries/versions.env
 K8S_VERSION=${KSG_K8S_VERSION:-$K8S_VERSION}
 K8S_STAGING_VERSION=${KSG_K8S_STAGING_VERSION:-$K8S_STAGING_VERSION}
@@ -60,7 +60,7 @@ build_apiserver() {
   # k8s.io/kubernetes points its staging modules (k8s.io/api, ...) at ./staging via
   # replace lines that do not apply to a dependent module; pin each to the release tag.
   local gomod
-  gomod=$(cd "$src" && GOFLAGS= go mod download -json "k8s.io/kubernetes@$K8S_VERSION" | sed -n 's/.*"GoMod": *"\(.*\)".*/\1/p')
+  gomod=$(cd "$src" && GOFLAGS='' go mod download -json "k8s.io/kubernetes@$K8S_VERSION" | sed -n 's/.*"GoMod": *"\(.*\)".*/\1/p')
   [ -f "$gomod" ] || { log "could not download the go.mod of k8s.io/kubernetes@$K8S_VERSION"; exit 1; }
   {
     echo "module kms-secret-guard.local/kube-apiserver"

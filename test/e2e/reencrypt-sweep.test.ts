@@ -1,10 +1,8 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
 import t from 'tap';
 import { runCli } from '../../src/cli/program.js';
-import type { CliContext } from '../../src/cli/context.js';
 import { startEmulator } from '../../src/emulator/index.js';
 import {
   createSecretMetadataClient,
@@ -22,6 +20,7 @@ import {
   readAuditLog,
   type AuditEvent,
 } from '../helpers/reencrypt.js';
+import { captureContext } from '../helpers/cli.js';
 
 /**
  * `reencrypt` against a real kube-apiserver (+ etcd) with an audit log of every Secret
@@ -140,33 +139,14 @@ t.test('reencrypt rewrites exactly the stale Secrets, never reading their data',
       tty?: boolean;
     } = {},
   ): Promise<Run> => {
-    let stdout = '';
-    let stderr = '';
-    const stdoutStream = Object.assign(
-      new Writable({
-        write(chunk: Buffer, _encoding, done) {
-          stdout += chunk.toString();
-          done();
-        },
-      }),
-      // What cli-progress reads from a terminal.
-      options.tty === true ? { isTTY: true, columns: 160 } : {},
-    );
-    const ctx: CliContext = {
+    const captured = captureContext({
       env: { ...env, ...options.env },
-      stdout: stdoutStream,
-      stderr: new Writable({
-        write(chunk: Buffer, _encoding, done) {
-          stderr += chunk.toString();
-          options.onStderr?.(chunk.toString());
-          done();
-        },
-      }),
-      stopSignal: options.signal ?? new AbortController().signal,
-      exitCode: 0,
-    };
-    const code = await runCli([...baseArgs, ...args], ctx);
-    return { code, stdout, stderr };
+      tty: options.tty === true,
+      ...(options.onStderr !== undefined ? { onStderr: options.onStderr } : {}),
+      ...(options.signal !== undefined ? { signal: options.signal } : {}),
+    });
+    const code = await runCli([...baseArgs, ...args], captured.ctx);
+    return { code, stdout: captured.stdout(), stderr: captured.stderr() };
   };
 
   await t.test('--dry-run reports versions and changes nothing', async (t) => {

@@ -1,6 +1,10 @@
 /**
- * A small controllable clock implementing `Clock` (`now/setTimeout/clearTimeout`), so
- * tests move time explicitly instead of sleeping.
+ * The one fake clock of the tests, implementing the product's `Clock`, so tests move time
+ * explicitly instead of waiting. Two modes: by default timers wait for `advance`/`runNext`
+ * (the monitor's refresh loop); with `{ timersFireAtOnce: true }` every timer fires on the
+ * next microtask and moves time forward, recording its delay in `sleeps` (code that only
+ * waits: the sweep's backoff, Retry-After and rate limit). Hand-written rather than
+ * @tapjs/clock: `advance` lets promise chains settle between two timers.
  */
 import type { Clock } from '../../src/time/clock.js';
 
@@ -21,9 +25,16 @@ export class FakeClock implements Clock {
   #now: number;
   #order = 0;
   readonly #timers = new Map<number, FakeTimer>();
+  readonly #timersFireAtOnce: boolean;
+  /** Every delay of a timer in `timersFireAtOnce` mode, in order. */
+  readonly sleeps: number[] = [];
 
-  constructor(start: number | string = '2026-11-28T09:00:00Z') {
+  constructor(
+    start: number | string = '2026-11-28T09:00:00Z',
+    { timersFireAtOnce = false }: { timersFireAtOnce?: boolean } = {},
+  ) {
     this.#now = typeof start === 'number' ? start : Date.parse(start);
+    this.#timersFireAtOnce = timersFireAtOnce;
   }
 
   now(): number {
@@ -31,6 +42,12 @@ export class FakeClock implements Clock {
   }
 
   setTimeout(callback: () => void, ms: number): unknown {
+    if (this.#timersFireAtOnce) {
+      this.sleeps.push(ms);
+      this.#now += Math.max(0, ms);
+      void Promise.resolve().then(callback);
+      return undefined;
+    }
     this.#order += 1;
     const id = this.#order;
     this.#timers.set(id, { at: this.#now + Math.max(0, ms), order: id, callback });

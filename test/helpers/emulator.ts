@@ -5,6 +5,7 @@ import {
   type EmulatorOptions,
   type RunningEmulator,
 } from '../../src/emulator/index.js';
+import { createKmsAdmin, type KmsAdmin } from '../../src/emulator/admin.js';
 
 /**
  * The real @alicloud/kms20160120 SDK module (a CommonJS package: from ESM its classes hang
@@ -43,12 +44,12 @@ export function sdkFor(emulator: RunningEmulator, options: SdkOptions = {}): Kms
 
 /**
  * Starts an emulator on 127.0.0.1:0 (one seeded key unless `keys` is given), closes it when
- * the test ends, and returns it with a real SDK client.
+ * the test ends, and returns it with a real SDK client and the key admin of its first key.
  */
 export async function withEmulator(
   t: TestLike,
   options: EmulatorOptions = {},
-): Promise<{ emulator: RunningEmulator; sdk: KmsSdkClient; keyId: string }> {
+): Promise<{ emulator: RunningEmulator; sdk: KmsSdkClient; keyId: string; admin: KmsAdmin }> {
   const emulator = await startEmulator({
     keys: [''],
     ...options,
@@ -56,7 +57,8 @@ export async function withEmulator(
     port: options.port ?? 0,
   });
   t.teardown(() => emulator.close());
-  return { emulator, sdk: sdkFor(emulator), keyId: emulator.keyIds[0] ?? '' };
+  const keyId = emulator.keyIds[0] ?? '';
+  return { emulator, sdk: sdkFor(emulator), keyId, admin: createKmsAdmin(emulator, keyId) };
 }
 
 /** What the SDK throws for a KMS error answer: `code` is `<Code>Error`, `data` the JSON body. */

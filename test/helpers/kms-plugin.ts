@@ -8,7 +8,7 @@ import { createLogger } from '../../src/logging/logger.js';
 import { loadKmsV2Package } from '../../src/plugin/grpc-server.js';
 import { startKmsPlugin, type RunningKmsPlugin } from '../../src/plugin/index.js';
 import { emulatorKmsSettings } from './kms.js';
-import { LogCapture } from './server.js';
+import { LogCapture } from './logs.js';
 
 interface TestLike {
   teardown(fn: () => unknown): void;

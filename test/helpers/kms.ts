@@ -1,14 +1,12 @@
 /**
- * KMS test helpers: a scriptable fake KmsClient for unit tests (the real SDK against the
- * emulator is in the integration tests), key metadata builders, and a recording logger.
+ * KMS test helpers: the demo key id, a scriptable fake KmsClient for unit tests (the real
+ * SDK against the emulator is in the integration tests) and key metadata builders.
  */
-import { Writable } from 'node:stream';
 import type { KmsClient, KmsKeyMetadata } from '../../src/kms/client.js';
 import { KmsError } from '../../src/kms/errors.js';
-import { createLogger, type Logger } from '../../src/logging/logger.js';
 import type { KmsSettings, MonitorSettings } from '../../src/config/settings.js';
-import type { CliContext } from '../../src/cli/context.js';
 
+/** The one demo key id of the tests (an id as KMS writes them). */
 export const KEY_ID = 'key-hzz6f3a1b2c3d4e5f6a7b8c9';
 
 export function metadata(overrides: Partial<KmsKeyMetadata> = {}): KmsKeyMetadata {
@@ -96,27 +94,6 @@ export function monitorSettings(overrides: Partial<MonitorSettings> = {}): Monit
   return { refreshIntervalMs: 30_000, maxStalenessMs: 300_000, ...overrides };
 }
 
-/** A JSON logger whose lines the test can read back. */
-export function recordingLogger(): { logger: Logger; lines: () => Record<string, unknown>[] } {
-  const chunks: string[] = [];
-  const sink = new Writable({
-    write(chunk: Buffer, _encoding, done) {
-      chunks.push(chunk.toString('utf8'));
-      done();
-    },
-  });
-  const logger = createLogger('debug', sink);
-  return {
-    logger,
-    lines: () =>
-      chunks
-        .join('')
-        .split('\n')
-        .filter((line) => line.trim() !== '')
-        .map((line) => JSON.parse(line) as Record<string, unknown>),
-  };
-}
-
 /** KmsSettings pointing at a running emulator. */
 export function emulatorKmsSettings(
   emulator: { endpoint: string; protocol: 'http' | 'https'; regionId: string },
@@ -128,18 +105,6 @@ export function emulatorKmsSettings(
     endpoint: emulator.endpoint,
     protocol: emulator.protocol,
   };
-}
-
-/** Polls `condition` every `stepMs` at most `attempts` times; true once it held. */
-export async function eventually(
-  condition: () => boolean | Promise<boolean>,
-  { attempts = 50, stepMs = 50 }: { attempts?: number; stepMs?: number } = {},
-): Promise<boolean> {
-  for (let attempt = 0; attempt < attempts; attempt += 1) {
-    if (await condition()) return true;
-    await new Promise((resolve) => setTimeout(resolve, stepMs));
-  }
-  return condition();
 }
 
 /** Wraps a KmsClient so a test can wait until every call started so far has settled. */
@@ -166,33 +131,5 @@ export function trackCalls(api: KmsClient): KmsClient & { idle(): Promise<void>;
     get started() {
       return started;
     },
-  };
-}
-
-/** An in-process CliContext whose output the test reads back. */
-export function captureContext(env: Record<string, string | undefined> = {}): {
-  ctx: CliContext;
-  stdout: () => string;
-  stderr: () => string;
-} {
-  const out: string[] = [];
-  const err: string[] = [];
-  const sink = (into: string[]) =>
-    new Writable({
-      write(chunk: Buffer, _encoding, done) {
-        into.push(chunk.toString('utf8'));
-        done();
-      },
-    });
-  return {
-    ctx: {
-      env,
-      stdout: sink(out),
-      stderr: sink(err),
-      stopSignal: new AbortController().signal,
-      exitCode: 0,
-    },
-    stdout: () => out.join(''),
-    stderr: () => err.join(''),
   };
 }

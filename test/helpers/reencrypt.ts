@@ -9,7 +9,6 @@ import {
   type SecretMetadataPage,
   type SecretRef,
 } from '../../src/reencrypt/kube-client.js';
-import type { Clock } from '../../src/time/clock.js';
 
 /**
  * A temp folder (usable as HOME) with a kubeconfig whose API server is 127.0.0.1:1, where
@@ -36,30 +35,6 @@ export function unreachableKubeconfig(
     }),
   );
   return { dir, kubeconfigPath };
-}
-
-/** A clock whose timers fire at once and move time forward; records every delay. */
-export function fakeClock(
-  start = 1_000_000,
-): Clock & { sleeps: number[]; advance(ms: number): void } {
-  let now = start;
-  const sleeps: number[] = [];
-  return {
-    sleeps,
-    now: () => now,
-    advance(ms: number) {
-      now += ms;
-    },
-    setTimeout(callback: () => void, ms: number) {
-      sleeps.push(ms);
-      now += ms;
-      void Promise.resolve().then(callback);
-      return undefined;
-    },
-    clearTimeout() {
-      // timers fire at once: nothing to cancel
-    },
-  };
 }
 
 interface StoredSecret {

@@ -8,23 +8,22 @@ import { X509Certificate } from 'node:crypto';
 import { Agent } from 'node:https';
 import { connect, createSecureContext } from 'node:tls';
 import { generateCertificates } from '../../src/certs/generate.js';
-import { Kms, withEmulator } from './emulator.js';
-import { fixture, httpGet, makeCertDir, type CertDir } from './server.js';
+import { withEmulator } from './emulator.js';
+import { fixture, makeCertDir, type CertDir } from './server.js';
 import {
   kubeApiserverProblems,
   patchProblem,
   residentBytes,
   runLoad,
-  sleep,
   spawnServe,
   StateTimeline,
-  timedCall,
-  waitFor,
-  freePort,
   type ServeChild,
   type Webhook,
 } from './reliability.js';
 import { writeFile, rename } from 'node:fs/promises';
+import { httpGet, httpsCall } from './http.js';
+import { sleep, eventually } from './eventually.js';
+import { freePort } from './processes.js';
 
 export const REFRESH_MS = 200;
 
@@ -94,7 +93,7 @@ interface Outcome {
  * state, and heap after GC does not grow beyond the bound.
  */
 export async function loadWithFaults(t: Test, options: LoadWithFaultsOptions): Promise<void> {
-  const { emulator, sdk, keyId } = await withEmulator(t);
+  const { emulator, keyId, admin } = await withEmulator(t);
   const certs = await makeCertDir();
   t.teardown(() => certs.cleanup());
   const rotations = await Promise.all(
@@ -112,7 +111,7 @@ export async function loadWithFaults(t: Test, options: LoadWithFaultsOptions): P
   });
   const child = await spawnServe(t, await serveEnv(emulator, keyId, certs));
   t.ok(
-    await waitFor(async () => (await httpGet(`${child.healthUrl}/readyz`)).status === 200, {
+    await eventually(async () => (await httpGet(`${child.healthUrl}/readyz`)).status === 200, {
       timeoutMs: 10_000,
     }),
     'the serve child is ready',
@@ -134,7 +133,7 @@ export async function loadWithFaults(t: Test, options: LoadWithFaultsOptions): P
     let status: number;
     let body: string;
     try {
-      const answer = await timedCall(`${child.admissionUrl}/${webhook}`, {
+      const answer = await httpsCall(`${child.admissionUrl}/${webhook}`, {
         ca: cas,
         ...(index % 4 === 0 ? { secureContext } : { agent: keepAlive }),
         body: JSON.stringify(review),
@@ -209,8 +208,8 @@ export async function loadWithFaults(t: Test, options: LoadWithFaultsOptions): P
       if (control.stop) break;
       const next = disabled ? 'Enabled' : 'Disabled';
       timeline.set(next);
-      if (disabled) await sdk.enableKey(new Kms.EnableKeyRequest({ keyId }));
-      else await sdk.disableKey(new Kms.DisableKeyRequest({ keyId }));
+      if (disabled) await admin.enableKey();
+      else await admin.disableKey();
       disabled = !disabled;
     }
     return disabled;
@@ -259,14 +258,17 @@ export async function loadWithFaults(t: Test, options: LoadWithFaultsOptions): P
   if (lastCert !== undefined) {
     const expected = new X509Certificate(lastCert).fingerprint256;
     t.ok(
-      await waitFor(async () => (await servedFingerprint(child.admissionUrl, cas)) === expected, {
-        timeoutMs: 15_000,
-        stepMs: 100,
-      }),
+      await eventually(
+        async () => (await servedFingerprint(child.admissionUrl, cas)) === expected,
+        {
+          timeoutMs: 15_000,
+          intervalMs: 100,
+        },
+      ),
       'new handshakes get the last rotated certificate',
     );
   }
-  if (endedDisabled) await sdk.enableKey(new Kms.EnableKeyRequest({ keyId }));
+  if (endedDisabled) await admin.enableKey();
 
   const end = await child.heapAfterGc();
   const growth = end.heapUsed - baseline.heapUsed;
@@ -311,7 +313,7 @@ export async function shutdownUnderLoad(t: Test, options: ShutdownUnderLoadOptio
     await serveEnv(emulator, keyId, certs, { LOG_LEVEL: 'info' }),
   );
   t.ok(
-    await waitFor(async () => (await httpGet(`${child.healthUrl}/readyz`)).status === 200, {
+    await eventually(async () => (await httpGet(`${child.healthUrl}/readyz`)).status === 200, {
       timeoutMs: 10_000,
     }),
     'the serve child is ready',
@@ -337,7 +339,7 @@ export async function shutdownUnderLoad(t: Test, options: ShutdownUnderLoadOptio
       const review = structuredClone(big);
       review.request.uid = `shutdown-${lane}-${index}`;
       const sentAt = Date.now();
-      const result = timedCall(`${child.admissionUrl}/${lane % 2 === 0 ? 'validate' : 'mutate'}`, {
+      const result = httpsCall(`${child.admissionUrl}/${lane % 2 === 0 ? 'validate' : 'mutate'}`, {
         ca: certs.caCert,
         agent,
         body: JSON.stringify(review),

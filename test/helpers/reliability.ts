@@ -6,11 +6,8 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, existsSync, openSync, readFileSync } from 'node:fs';
 import { mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
-import { request as httpsRequest, type Agent } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createServer } from 'node:net';
-import type { SecureContext } from 'node:tls';
 import { fileURLToPath } from 'node:url';
 import jsonPatch from 'fast-json-patch';
 import { createKmsClient } from '../../src/kms/client.js';
@@ -22,7 +19,8 @@ import { generateCertificates } from '../../src/certs/generate.js';
 import type { RunningEmulator } from '../../src/emulator/index.js';
 import type { ServeSettings } from '../../src/config/settings.js';
 import { withEmulator, type KmsSdkClient } from './emulator.js';
-import { makeCertDir, serveSettings, toResult, type CertDir, type HttpResult } from './server.js';
+import { makeCertDir, serveSettings, type CertDir } from './server.js';
+import { httpsCall, type HttpCallOptions } from './http.js';
 
 // ---------------------------------------------------------------------------------------------
 // kube-apiserver response checks
@@ -157,72 +155,6 @@ export function patchProblem(requestObject: unknown, body: unknown): string | un
   }
 }
 
-// ---------------------------------------------------------------------------------------------
-// HTTPS with a client timeout
-// ---------------------------------------------------------------------------------------------
-
-export interface TimedCallOptions {
-  readonly ca: string | string[];
-  /** Reused across calls: OpenSSL 3 makes building a context per connection costly (~10 ms). */
-  readonly secureContext?: SecureContext;
-  readonly body?: string | Buffer;
-  readonly method?: string;
-  readonly headers?: Record<string, string>;
-  readonly agent?: Agent | false;
-  /** Client certificate (PEM) for mTLS. */
-  readonly cert?: string;
-  readonly key?: string;
-  /** The client gives up after this long (like the API server's webhook timeout). */
-  readonly timeoutMs: number;
-}
-
-/** One HTTPS call that fails with `ETIMEDOUT_CLIENT` when no full answer came in time. */
-export function timedCall(url: string, options: TimedCallOptions): Promise<HttpResult> {
-  return new Promise((resolve, reject) => {
-    // A server may answer early (413) and close while the body is still being written: the
-    // write then fails with EPIPE, but the answer already arrived and is what counts.
-    let responded = false;
-    const req = httpsRequest(
-      url,
-      {
-        method: options.method ?? 'POST',
-        ...(options.secureContext !== undefined
-          ? { secureContext: options.secureContext }
-          : { ca: options.ca }),
-        ...(options.cert !== undefined ? { cert: options.cert } : {}),
-        ...(options.key !== undefined ? { key: options.key } : {}),
-        agent: options.agent ?? false,
-        headers: { 'content-type': 'application/json', ...options.headers },
-      },
-      (res) => {
-        responded = true;
-        const chunks: Buffer[] = [];
-        res.on('data', (chunk: Buffer) => chunks.push(chunk));
-        res.on('end', () => {
-          clearTimeout(timer);
-          resolve(toResult(res.statusCode ?? 0, res.headers, Buffer.concat(chunks).toString()));
-        });
-        res.on('error', (error) => {
-          clearTimeout(timer);
-          reject(error);
-        });
-      },
-    );
-    const timer = setTimeout(() => {
-      const error = Object.assign(new Error(`no answer within ${options.timeoutMs} ms`), {
-        code: 'ETIMEDOUT_CLIENT',
-      });
-      req.destroy(error);
-    }, options.timeoutMs);
-    req.on('error', (error) => {
-      if (responded) return;
-      clearTimeout(timer);
-      reject(error);
-    });
-    req.end(options.body);
-  });
-}
-
 /**
  * Sends a body the server refuses early (413). The server answers and closes while the
  * client still writes, so the kernel may reset the socket before the answer is read: retry a
@@ -230,13 +162,13 @@ export function timedCall(url: string, options: TimedCallOptions): Promise<HttpR
  */
 export async function postOversized(
   url: string,
-  options: TimedCallOptions,
+  options: HttpCallOptions,
   attempts = 5,
 ): Promise<{ status: number; body: string; reset?: string }> {
   let reset = '';
   for (let attempt = 0; attempt < attempts; attempt += 1) {
     try {
-      const answer = await timedCall(url, options);
+      const answer = await httpsCall(url, options);
       return { status: answer.status, body: answer.body };
     } catch (error) {
       reset = String((error as { code?: string }).code ?? error);
@@ -348,13 +280,13 @@ export interface ServeChild {
 }
 
 /**
- * Starts `node --expose-gc dist/cli/main.js serve` with `env`; its stdout and stderr go to a
+ * Starts `node --expose-gc [nodeArgs] dist/cli/main.js serve` with `env`; its stdout and stderr go to a
  * file (every byte kept for scanning, none buffered in the test); waits for the listening line.
  */
 export async function spawnServe(
   t: TestLike,
   env: Record<string, string>,
-  { startTimeoutMs = 20_000, openFilesLimit = 0 } = {},
+  { startTimeoutMs = 20_000, openFilesLimit = 0, nodeArgs = [] as readonly string[] } = {},
 ): Promise<ServeChild> {
   const dir = await mkdtemp(join(tmpdir(), 'ksg-reliability-'));
   t.teardown(() => rm(dir, { recursive: true, force: true }));
@@ -365,7 +297,7 @@ export async function spawnServe(
   const outputFd = openSync(outputFile, 'a');
   let child: ChildProcess;
   try {
-    const args = ['--expose-gc', '--import', probe, CLI_PATH, 'serve'];
+    const args = ['--expose-gc', '--import', probe, ...nodeArgs, CLI_PATH, 'serve'];
     // With a descriptor limit, a shell sets it and then becomes node (same pid).
     const [command, commandArgs] =
       openFilesLimit > 0
@@ -435,21 +367,6 @@ export async function spawnServe(
   };
 
   return { child, pid, ...urls, exited, output, heapAfterGc };
-}
-
-/** A port free right now on 127.0.0.1 (the CLI refuses port 0, so children get a real one). */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      const port = typeof address === 'object' && address !== null ? address.port : 0;
-      server.close(() => {
-        resolve(port);
-      });
-    });
-  });
 }
 
 /** Resident set size of a process from /proc (bytes), or undefined off Linux. */
@@ -524,25 +441,4 @@ export async function runLoad(
     }),
   );
   return total;
-}
-
-export function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-/** Polls `condition` every `stepMs` until it holds or `timeoutMs` passed; returns whether it held. */
-export async function waitFor(
-  condition: () => boolean | Promise<boolean>,
-  { timeoutMs = 5_000, stepMs = 20 } = {},
-): Promise<boolean> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    try {
-      if (await condition()) return true;
-    } catch {
-      // a failing probe counts as "not yet"
-    }
-    if (Date.now() >= deadline) return false;
-    await sleep(stepMs);
-  }
 }

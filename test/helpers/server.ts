@@ -1,11 +1,8 @@
-// Shared helpers of the webhook tests: fixture reviews, key snapshots, certificates, HTTPS calls.
+// Shared helpers of the webhook tests: fixture reviews, key snapshots, certificates, test servers.
 import { readFileSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { request as httpsRequest, Agent } from 'node:https';
-import { request as httpRequest, type IncomingMessage } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
 import type {
   KeyFacts,
   KeySnapshot,
@@ -22,6 +19,9 @@ import {
   type StartServerOptions,
 } from '../../src/server/serve.js';
 import type { Test } from 'tap';
+import { KEY_ID } from './kms.js';
+import { toResult, type HttpResult } from './http.js';
+import { buildAdmissionApp } from '../../src/server/app.js';
 
 const FIXTURES = new URL('../fixtures/admission/', import.meta.url);
 
@@ -104,7 +104,6 @@ export function decodePatch(answer: ReviewAnswer): PatchOp[] {
   return JSON.parse(Buffer.from(patch, 'base64').toString('utf8')) as PatchOp[];
 }
 
-export const KEY_ID = 'key-hzz6a1b2c3d4e5f6g7h8i9';
 export const NOW = new Date('2026-11-28T10:00:00Z');
 
 export function keyFacts(overrides: Partial<KeyFacts> = {}): KeyFacts {
@@ -298,119 +297,53 @@ export async function startTestServer(
   return { server, certs };
 }
 
-export interface HttpResult {
-  readonly status: number;
-  readonly headers: Record<string, string | string[] | undefined>;
-  readonly body: string;
-  json(): Record<string, unknown>;
-  /** The body as an AdmissionReview answer. */
-  answer(): ReviewAnswer;
+/** The admission app driven through Fastify's `inject`: route logic without TLS or sockets. */
+export interface InjectedAdmission {
+  readonly source: FakeSnapshotSource;
+  /** POSTs an AdmissionReview to `path` (/validate or /mutate). */
+  review(path: string, body: unknown): Promise<HttpResult>;
 }
 
-export function toResult(status: number, headers: HttpResult['headers'], body: string): HttpResult {
+/**
+ * Builds the admission app as `serve` does (same policy from the settings), over a fake key
+ * source, for `inject`; closed when the test ends. Real TLS stays in the tests whose subject
+ * it is (server-tls, security-tls, shutdown).
+ */
+export async function injectAdmission(
+  t: Test,
+  overrides: Partial<ServeSettings> = {},
+  logger = createLogger('silent'),
+): Promise<InjectedAdmission> {
+  const settings = { ...serveSettings(INJECT_ONLY_CERTS), ...overrides };
+  const source = fakeSource();
+  const app = buildAdmissionApp({
+    logger,
+    source,
+    policy: { mode: settings.mode, onUnknown: settings.onUnknown },
+    // No listener: inject() never reaches the HTTPS server, so it needs no certificate.
+    https: {},
+  });
+  await app.ready();
+  t.teardown(() => app.close());
   return {
-    status,
-    headers,
-    body,
-    json: () => JSON.parse(body) as Record<string, unknown>,
-    answer: () => JSON.parse(body) as ReviewAnswer,
+    source,
+    async review(path, body) {
+      const response = await app.inject({
+        method: 'POST',
+        url: path,
+        headers: { 'content-type': 'application/json' },
+        payload: JSON.stringify(body),
+      });
+      const headers = Object.fromEntries(
+        Object.entries(response.headers).map(([name, value]) => [
+          name,
+          typeof value === 'number' ? String(value) : value,
+        ]),
+      );
+      return toResult(response.statusCode, headers, response.body);
+    },
   };
 }
 
-/** A response handler that reads the whole body, then settles with status, headers and text. */
-function collectResult(
-  resolve: (result: HttpResult) => void,
-  reject: (error: Error) => void,
-): (res: IncomingMessage) => void {
-  return (res) => {
-    const chunks: Buffer[] = [];
-    res.on('data', (chunk: Buffer) => chunks.push(chunk));
-    res.on('end', () => {
-      resolve(toResult(res.statusCode ?? 0, res.headers, Buffer.concat(chunks).toString()));
-    });
-    res.on('error', reject);
-  };
-}
-
-export interface HttpsCallOptions {
-  readonly ca: string;
-  readonly method?: string;
-  readonly body?: string | Buffer;
-  readonly headers?: Record<string, string>;
-  readonly agent?: Agent;
-  readonly cert?: string;
-  readonly key?: string;
-}
-
-/** One HTTPS request with real TLS verification against the test CA. */
-export function httpsCall(url: string, options: HttpsCallOptions): Promise<HttpResult> {
-  return new Promise((resolve, reject) => {
-    const req = httpsRequest(
-      url,
-      {
-        method: options.method ?? 'POST',
-        ca: options.ca,
-        ...(options.cert !== undefined ? { cert: options.cert } : {}),
-        ...(options.key !== undefined ? { key: options.key } : {}),
-        ...(options.agent !== undefined ? { agent: options.agent } : { agent: false }),
-        headers: { 'content-type': 'application/json', ...options.headers },
-      },
-      collectResult(resolve, reject),
-    );
-    req.on('error', reject);
-    req.end(options.body);
-  });
-}
-
-export function postReview(
-  url: string,
-  review: unknown,
-  ca: string,
-  extra: Partial<HttpsCallOptions> = {},
-): Promise<HttpResult> {
-  return httpsCall(url, { ca, body: JSON.stringify(review), ...extra });
-}
-
-export function httpGet(url: string): Promise<HttpResult> {
-  return new Promise((resolve, reject) => {
-    const req = httpRequest(url, { agent: false }, collectResult(resolve, reject));
-    req.on('error', reject);
-    req.end();
-  });
-}
-
-/** Collects every byte a logger writes, so tests can scan all of it. */
-export class LogCapture extends Writable {
-  readonly chunks: string[] = [];
-  override _write(chunk: Buffer, _encoding: string, callback: () => void): void {
-    this.chunks.push(chunk.toString());
-    callback();
-  }
-  text(): string {
-    return this.chunks.join('');
-  }
-  lines(): Record<string, unknown>[] {
-    return this.text()
-      .split('\n')
-      .filter((line) => line.trim() !== '')
-      .map((line) => JSON.parse(line) as Record<string, unknown>);
-  }
-}
-
-/** Polls a condition (bounded) — for effects driven by fs.watch or other processes. */
-export async function eventually(
-  condition: () => Promise<boolean> | boolean,
-  { attempts = 100, intervalMs = 50 } = {},
-): Promise<boolean> {
-  for (let attempt = 0; attempt < attempts; attempt += 1) {
-    // A throwing condition (e.g. a refused handshake) counts as "not yet".
-    if (
-      await Promise.resolve()
-        .then(condition)
-        .catch(() => false)
-    )
-      return true;
-    await new Promise((resolve) => setTimeout(resolve, intervalMs));
-  }
-  return false;
-}
+/** Settings need certificate paths; an injected app never reads them. */
+const INJECT_ONLY_CERTS = { certFile: '', keyFile: '' } as CertDir;

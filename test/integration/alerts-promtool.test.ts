@@ -23,15 +23,10 @@ import type { RunningServer } from '../../src/server/serve.js';
 import { renderChart } from '../helpers/chart.js';
 import { Kms, withEmulator } from '../helpers/emulator.js';
 import { MANIFESTS, REPO_ROOT, only } from '../helpers/manifests.js';
-import {
-  eventually,
-  fixture,
-  httpGet,
-  LogCapture,
-  makeCertDir,
-  postReview,
-  serveSettings,
-} from '../helpers/server.js';
+import { eventually } from '../helpers/eventually.js';
+import { httpGet, postReview } from '../helpers/http.js';
+import { LogCapture } from '../helpers/logs.js';
+import { fixture, makeCertDir, serveSettings } from '../helpers/server.js';
 import { runTool } from '../helpers/tools.js';
 
 interface Rule {

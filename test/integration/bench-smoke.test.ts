@@ -8,7 +8,8 @@ import { fileURLToPath } from 'node:url';
 import t, { type Test } from 'tap';
 import { createLogger } from '../../src/logging/logger.js';
 import { startServer } from '../../src/server/serve.js';
-import { fakeSource, fixture, LogCapture, makeCertDir, serveSettings } from '../helpers/server.js';
+import { fakeSource, fixture, makeCertDir, serveSettings } from '../helpers/server.js';
+import { LogCapture } from '../helpers/logs.js';
 
 const BENCH = fileURLToPath(new URL('../../bench/', import.meta.url));
 

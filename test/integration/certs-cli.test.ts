@@ -2,10 +2,9 @@ import { X509Certificate } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { PassThrough } from 'node:stream';
 import t, { type Test } from 'tap';
-import type { CliContext } from '../../src/cli/context.js';
-import { buildProgram, runCli } from '../../src/cli/program.js';
+import { captureContext, runCaptured } from '../helpers/cli.js';
+import { buildProgram } from '../../src/cli/program.js';
 
 interface Run {
   readonly code: number;
@@ -13,22 +12,8 @@ interface Run {
   readonly stderr: string;
 }
 
-async function certs(args: readonly string[]): Promise<Run> {
-  const stdout = new PassThrough();
-  const stderr = new PassThrough();
-  let out = '';
-  let err = '';
-  stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
-  stderr.on('data', (chunk: Buffer) => (err += chunk.toString()));
-  const ctx: CliContext = {
-    env: {},
-    stdout,
-    stderr,
-    stopSignal: new AbortController().signal,
-    exitCode: 0,
-  };
-  const code = await runCli(['certs', ...args], ctx);
-  return { code, stdout: out, stderr: err };
+function certs(args: readonly string[]): Promise<Run> {
+  return runCaptured(['certs', ...args]);
 }
 
 function tempDir(t: Test): string {
@@ -204,14 +189,7 @@ t.test('certs --help documents every flag', async (t) => {
 t.test('certs --help reads like the other commands: a capitalized sentence', async (t) => {
   const run = await certs(['--help']);
   t.match(run.stdout, /\nMake a CA and a serving certificate/, 'certs help starts capitalized');
-  const ctx: CliContext = {
-    env: {},
-    stdout: new PassThrough(),
-    stderr: new PassThrough(),
-    stopSignal: new AbortController().signal,
-    exitCode: 0,
-  };
-  for (const command of buildProgram(ctx).commands) {
+  for (const command of buildProgram(captureContext().ctx).commands) {
     t.match(command.description(), /^[A-Z].*\.$/s, `${command.name()} description`);
   }
 });

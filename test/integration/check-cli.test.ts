@@ -3,7 +3,7 @@ import { runCli } from '../../src/cli/program.js';
 import type { KeyStateView } from '../../src/kms/key-state.js';
 import { systemClock } from '../../src/time/clock.js';
 import { Kms, withEmulator } from '../helpers/emulator.js';
-import { captureContext } from '../helpers/kms.js';
+import { captureContext } from '../helpers/cli.js';
 
 type Emulator = Awaited<ReturnType<typeof withEmulator>>['emulator'];
 
@@ -17,7 +17,7 @@ function envFor(emulator: Emulator, accessKeyId = emulator.accessKeyId) {
 }
 
 async function check(env: Record<string, string>, args: string[]) {
-  const { ctx, stdout, stderr } = captureContext(env);
+  const { ctx, stdout, stderr } = captureContext({ env });
   const code = await runCli(['check', ...args], ctx);
   return { code, stdout: stdout(), stderr: stderr() };
 }
@@ -28,7 +28,7 @@ async function checkJson(env: Record<string, string>, args: string[]) {
 }
 
 t.test('check: each key state', async (t) => {
-  const { emulator, sdk, keyId } = await withEmulator(t);
+  const { emulator, sdk, keyId, admin } = await withEmulator(t);
   const env = envFor(emulator);
 
   const enabled = await check(env, ['--kms-key-id', keyId]);
@@ -71,26 +71,24 @@ t.test('check: each key state', async (t) => {
   const human = await check(env, ['--kms-key-id', 'alias/k8s']);
   t.match(human.stdout, `alias/k8s → ${keyId}`, 'human report shows configured and resolved id');
 
-  await sdk.disableKey(new Kms.DisableKeyRequest({ keyId }));
+  await admin.disableKey();
   const disabled = await check(env, ['--kms-key-id', keyId]);
   t.equal(disabled.code, 1, 'Disabled: exit 1');
   t.match(disabled.stdout, /Usable:\s+no — KMS key \S+ is Disabled/, 'says why');
   t.match(disabled.stdout, /EnableKey/, 'and what to do');
   t.equal((await checkJson(env, ['--kms-key-id', keyId])).report.reason, 'Disabled', 'json reason');
-  await sdk.enableKey(new Kms.EnableKeyRequest({ keyId }));
+  await admin.enableKey();
 
-  await sdk.scheduleKeyDeletion(
-    new Kms.ScheduleKeyDeletionRequest({ keyId, pendingWindowInDays: 7 }),
-  );
+  await admin.scheduleKeyDeletion(7);
   const deleting = await checkJson(env, ['--kms-key-id', keyId]);
   t.equal(deleting.code, 1, 'PendingDeletion: exit 1');
   t.equal(deleting.report.state, 'PendingDeletion', 'state PendingDeletion');
   t.match(deleting.report.deleteDate, /^\d{4}-/, 'deletion date shown');
   const deletingHuman = await check(env, ['--kms-key-id', keyId]);
   t.match(deletingHuman.stdout, /CancelKeyDeletion/, 'tells how to cancel');
-  await sdk.cancelKeyDeletion(new Kms.CancelKeyDeletionRequest({ keyId }));
+  await admin.cancelKeyDeletion();
 
-  await sdk.createKeyVersion(new Kms.CreateKeyVersionRequest({ keyId }));
+  await admin.createKeyVersion();
   const rotated = await checkJson(env, ['--kms-key-id', keyId]);
   t.equal(rotated.code, 0, 'after rotation: exit 0');
   t.match(rotated.report.lastRotation, /^\d{4}-/, 'last rotation shown');
@@ -172,7 +170,7 @@ t.test('check: unreachable, slow and misconfigured', async (t) => {
 
 t.test('check takes its clock from the context (checkedAt, lookup time)', async (t) => {
   const { emulator, keyId } = await withEmulator(t);
-  const { ctx, stdout } = captureContext(envFor(emulator));
+  const { ctx, stdout } = captureContext({ env: envFor(emulator) });
   const fixed = Date.parse('2030-01-02T03:04:05Z');
   const code = await runCli(['check', '--kms-key-id', keyId, '--json'], {
     ...ctx,

@@ -5,7 +5,8 @@ import t from 'tap';
 import { runCli } from '../../src/cli/program.js';
 import { createKmsClient, type KmsError } from '../../src/kms/client.js';
 import { sdkError, withEmulator } from '../helpers/emulator.js';
-import { captureContext, emulatorKmsSettings } from '../helpers/kms.js';
+import { emulatorKmsSettings } from '../helpers/kms.js';
+import { captureContext } from '../helpers/cli.js';
 
 // The default credential chain reads the process environment and the home directory: this
 // file (its own process under tap) empties both so the chain finds nothing, deterministically.
@@ -22,9 +23,7 @@ process.env.ALIBABA_CLOUD_ECS_METADATA_DISABLED = 'true';
 t.test('check without credentials: one line, exit 2', async (t) => {
   const { emulator, keyId } = await withEmulator(t);
   const { ctx, stdout, stderr } = captureContext({
-    KMS_ENDPOINT: emulator.endpoint,
-    KMS_PROTOCOL: 'http',
-    KMS_KEY_ID: keyId,
+    env: { KMS_ENDPOINT: emulator.endpoint, KMS_PROTOCOL: 'http', KMS_KEY_ID: keyId },
   });
   const code = await runCli(['check'], ctx);
   t.equal(code, 2, 'missing credentials are a configuration error');

@@ -1,19 +1,12 @@
 import t from 'tap';
 import { existsSync, readFileSync } from 'node:fs';
-import { request as httpRequest } from 'node:http';
 import { runCli } from '../../src/cli/program.js';
 import { occupyPort } from '../helpers/cli.js';
 import type { CliContext } from '../../src/cli/context.js';
-import {
-  decodePatch,
-  eventually,
-  httpGet,
-  httpsCall,
-  LogCapture,
-  toResult,
-  type HttpResult,
-  type ReviewAnswer,
-} from '../helpers/server.js';
+import { decodePatch, type ReviewAnswer } from '../helpers/server.js';
+import { eventually } from '../helpers/eventually.js';
+import { httpCall, httpGet, httpsCall, type HttpResult } from '../helpers/http.js';
+import { LogCapture } from '../helpers/logs.js';
 
 /** The key version the mutation stamps (the first patch operation adds the annotations). */
 function stampedVersion(answer: ReviewAnswer): string | undefined {
@@ -33,18 +26,7 @@ async function runCurl(line: string): Promise<HttpResult> {
   }
   const post = /^curl -X POST (http:\S+)$/.exec(line);
   if (post) {
-    return new Promise((resolve, reject) => {
-      const req = httpRequest(post[1]!, { method: 'POST', agent: false }, (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (chunk: Buffer) => chunks.push(chunk));
-        res.on('end', () => {
-          const body = Buffer.concat(chunks).toString();
-          resolve(toResult(res.statusCode ?? 0, res.headers, body));
-        });
-      });
-      req.on('error', reject);
-      req.end();
-    });
+    return httpCall(post[1]!, { method: 'POST' });
   }
   const get = /^curl (http:\S+)$/.exec(line);
   if (get) return httpGet(get[1]!);
@@ -75,7 +57,7 @@ t.test('dev starts everything and answers its own curl examples', async (t) => {
     await running;
   });
   t.ok(
-    await eventually(() => stdout.text().includes('Stop with Ctrl-C'), { attempts: 200 }),
+    await eventually(() => stdout.text().includes('Stop with Ctrl-C'), { timeoutMs: 10000 }),
     'dev printed its instructions',
   );
   const printed = stdout.text();
@@ -106,7 +88,7 @@ t.test('dev starts everything and answers its own curl examples', async (t) => {
   const healthUrl = /^curl (http:\/\/[^/]+)/.exec(healthz)![1]!;
   t.ok(
     await eventually(async () => (await httpGet(`${healthUrl}/readyz`)).status === 200, {
-      attempts: 200,
+      timeoutMs: 10000,
     }),
     'the webhook becomes ready',
   );
@@ -276,7 +258,7 @@ t.test('dev takes GUARD_MODE and LOG_LEVEL from the environment, as serve does',
     await running;
   });
   t.ok(
-    await eventually(() => stdout.text().includes('Stop with Ctrl-C'), { attempts: 200 }),
+    await eventually(() => stdout.text().includes('Stop with Ctrl-C'), { timeoutMs: 10000 }),
     'dev printed its instructions',
   );
   const curls = stdout

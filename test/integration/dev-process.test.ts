@@ -2,7 +2,9 @@ import t from 'tap';
 import { spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { eventually, fixture, httpGet, postReview } from '../helpers/server.js';
+import { fixture } from '../helpers/server.js';
+import { eventually } from '../helpers/eventually.js';
+import { httpGet, postReview } from '../helpers/http.js';
 
 const MAIN = fileURLToPath(new URL('../../dist/cli/main.js', import.meta.url));
 const EXIT_GUARD_MS = 15_000;
@@ -36,7 +38,7 @@ t.test('npm start (dev) as a process: serves, then exits 0 on SIGTERM', options,
   });
 
   t.ok(
-    await eventually(() => stdout.includes('Stop with Ctrl-C'), { attempts: 300 }),
+    await eventually(() => stdout.includes('Stop with Ctrl-C'), { timeoutMs: 15000 }),
     'dev printed its instructions',
   );
   const admissionUrl = /Admission \(HTTPS\):\s+(\S+)/.exec(stdout)?.[1] ?? '';

@@ -2,13 +2,12 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { request } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { PassThrough } from 'node:stream';
 import TeaUtil from '@alicloud/tea-util';
 import t from 'tap';
 import { runCli } from '../../src/cli/program.js';
-import type { CliContext } from '../../src/cli/context.js';
 import { generateCertificates } from '../../src/certs/generate.js';
-import { occupyPort } from '../helpers/cli.js';
+import { captureContext, occupyPort } from '../helpers/cli.js';
+import { eventually } from '../helpers/eventually.js';
 import { Kms, sdkFor } from '../helpers/emulator.js';
 import type { RunningEmulator } from '../../src/emulator/index.js';
 
@@ -24,34 +23,24 @@ async function startCli(
   t: { teardown(fn: () => unknown): void },
   args: string[],
 ): Promise<Started> {
-  const stdout = new PassThrough();
-  const stderr = new PassThrough();
-  let out = '';
-  let err = '';
-  stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
-  stderr.on('data', (chunk: Buffer) => (err += chunk.toString()));
-  const controller = new AbortController();
-  const ctx: CliContext = { env: {}, stdout, stderr, stopSignal: controller.signal, exitCode: 0 };
-  const done = runCli(['kms-emulator', ...args], ctx);
+  const captured = captureContext();
+  let ended = false;
+  const done = runCli(['kms-emulator', ...args], captured.ctx).finally(() => {
+    ended = true;
+  });
   t.teardown(async () => {
-    controller.abort();
+    captured.stop();
     await done.catch(() => undefined);
   });
-  await Promise.race([
-    done,
-    new Promise<void>((resolve) => {
-      const check = (): void => {
-        if (out.includes('Try:')) resolve();
-      };
-      stdout.on('data', check);
-      check();
-    }),
-  ]);
+  await eventually(() => ended || captured.stdout().includes('Try:'), {
+    timeoutMs: 10_000,
+    intervalMs: 10,
+  });
   return {
-    output: () => out,
-    errors: () => err,
+    output: captured.stdout,
+    errors: captured.stderr,
     stop: async () => {
-      controller.abort();
+      captured.stop();
       return done;
     },
     done,

@@ -12,15 +12,10 @@ import { createLogger } from '../../src/logging/logger.js';
 import type { RunningEmulator } from '../../src/emulator/index.js';
 import { startServer } from '../../src/server/serve.js';
 import { Kms, withEmulator } from '../helpers/emulator.js';
-import { captureContext, emulatorKmsSettings } from '../helpers/kms.js';
-import {
-  decodePatch,
-  fixture,
-  httpGet,
-  makeCertDir,
-  postReview,
-  serveSettings,
-} from '../helpers/server.js';
+import { captureContext } from '../helpers/cli.js';
+import { httpGet, postReview } from '../helpers/http.js';
+import { emulatorKmsSettings } from '../helpers/kms.js';
+import { decodePatch, fixture, makeCertDir, serveSettings } from '../helpers/server.js';
 
 const DAY = 86_400_000;
 
@@ -79,7 +74,7 @@ async function startGuard(t: Test, emulator: RunningEmulator, keyId: string, end
       return typeof stamp?.value === 'string' ? stamp.value : undefined;
     },
     async check(args: string[]): Promise<string> {
-      const { ctx, stdout } = captureContext(env);
+      const { ctx, stdout } = captureContext({ env });
       const code = await runCli(['check', '--kms-key-id', keyId, ...args], ctx);
       t.equal(code, 0, `check ${args.join(' ')}: exit 0`);
       return stdout();

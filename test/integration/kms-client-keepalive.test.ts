@@ -12,7 +12,9 @@ import {
   KEEP_ALIVE_TIMEOUT_MS,
   HEADERS_TIMEOUT_MS,
 } from '../../src/emulator/index.js';
-import { eventually, monitorSettings, recordingLogger } from '../helpers/kms.js';
+import { eventually } from '../helpers/eventually.js';
+import { monitorSettings } from '../helpers/kms.js';
+import { recordingLogger } from '../helpers/logs.js';
 
 // A gateway closes idle keep-alive connections; a client that reuses such a socket just as
 // it closes gets ECONNRESET / "socket hang up" before any answer. The guard's KMS client
@@ -113,7 +115,7 @@ t.test('the monitor records no failure and logs no warning', async (t) => {
   });
   t.teardown(() => monitor.stop());
   monitor.start();
-  const resetsSeen = await eventually(() => gateway.stats.resets >= 3, { attempts: 100 });
+  const resetsSeen = await eventually(() => gateway.stats.resets >= 3, { timeoutMs: 5_000 });
   t.ok(resetsSeen, 'the monitor polled through several resets of idle sockets');
   await monitor.stop();
   const snapshot = monitor.snapshot();

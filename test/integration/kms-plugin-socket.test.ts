@@ -10,7 +10,7 @@ import type { CliContext } from '../../src/cli/context.js';
 import { runCli } from '../../src/cli/program.js';
 import type { RunningEmulator } from '../../src/emulator/index.js';
 import { withEmulator } from '../helpers/emulator.js';
-import { eventually } from '../helpers/kms.js';
+import { eventually } from '../helpers/eventually.js';
 import { grpcError, pluginClient, socketDir, startPluginUnderTest } from '../helpers/kms-plugin.js';
 
 const SEED = Buffer.alloc(32, 3);
@@ -188,7 +188,10 @@ t.test('shutdown drains in-flight calls and refuses new ones with a clear error'
   emulator.faults.setLatency(700);
   const inFlight = client.encrypt(SEED);
   t.ok(
-    await eventually(() => emulator.requestCount('Encrypt') === 1, { attempts: 100, stepMs: 20 }),
+    await eventually(() => emulator.requestCount('Encrypt') === 1, {
+      timeoutMs: 5_000,
+      intervalMs: 20,
+    }),
     'an Encrypt is in flight',
   );
   const closed = plugin.close();
@@ -233,8 +236,8 @@ t.test(
     });
     t.ok(
       await eventually(() => existsSync(socketPath) && output.includes('KMS v2 plugin listening'), {
-        attempts: 300,
-        stepMs: 100,
+        timeoutMs: 30_000,
+        intervalMs: 100,
       }),
       'the plugin listens',
     );
@@ -245,7 +248,7 @@ t.test(
     t.ok(
       await eventually(
         async () => (await client.status().catch(() => undefined))?.healthz === 'ok',
-        { attempts: 100, stepMs: 100 },
+        { timeoutMs: 10_000, intervalMs: 100 },
       ),
       'Status answers ok',
     );

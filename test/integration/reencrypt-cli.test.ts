@@ -1,7 +1,6 @@
-import { Writable } from 'node:stream';
 import t from 'tap';
 import { unreachableKubeconfig } from '../helpers/reencrypt.js';
-import type { CliContext } from '../../src/cli/context.js';
+import { captureContext } from '../helpers/cli.js';
 import { runCli } from '../../src/cli/program.js';
 import { startEmulator } from '../../src/emulator/index.js';
 
@@ -18,30 +17,17 @@ t.test(
     const keyId = emulator.keyIds[0] ?? '';
     // Another account's ARN: the emulator refuses it unless the client sends just the key id.
     const arn = `acs:kms:${emulator.regionId}:9999999999999999:key/${keyId}`;
-    const stop = new AbortController();
-    let stderr = '';
-    const sink = (append: (text: string) => void): Writable =>
-      new Writable({
-        write(chunk: Buffer, _encoding, done) {
-          append(chunk.toString());
-          done();
-        },
-      });
-    const ctx: CliContext = {
+    const captured = captureContext({
       env: {
         HOME: dir,
         ALIBABA_CLOUD_ACCESS_KEY_ID: emulator.accessKeyId,
         ALIBABA_CLOUD_ACCESS_KEY_SECRET: emulator.accessKeySecret,
       },
-      stdout: sink(() => undefined),
-      stderr: sink((text) => {
-        stderr += text;
-        // The key was accepted: stop before the sweep retries the unreachable cluster.
-        if (text.includes('primary version')) stop.abort('test');
-      }),
-      stopSignal: stop.signal,
-      exitCode: 0,
-    };
+      // The key was accepted: stop before the sweep retries the unreachable cluster.
+      onStderr: (text) => {
+        if (text.includes('primary version')) captured.stop();
+      },
+    });
     await runCli(
       [
         'reencrypt',
@@ -55,8 +41,9 @@ t.test(
         kubeconfigPath,
         '--dry-run',
       ],
-      ctx,
+      captured.ctx,
     );
+    const stderr = captured.stderr();
     t.match(stderr, new RegExp(`key ${keyId} primary version \\S+`), 'the ARN key was accepted');
     t.notMatch(stderr, /cannot read KMS key/, 'no lookup failure');
     t.equal(emulator.requestCount('DescribeKey'), 1, 'one DescribeKey');

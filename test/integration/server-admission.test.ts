@@ -10,19 +10,19 @@ import {
   fakeSource,
   fixture,
   FIXTURE_NAMES,
-  httpGet,
-  httpsCall,
-  KEY_ID,
-  LogCapture,
   makeCertDir,
-  postReview,
   serveSettings,
   unknownSnapshot,
   unusableSnapshot,
   usableSnapshot,
   type CertDir,
   type FakeSnapshotSource,
+  injectAdmission,
+  type InjectedAdmission,
 } from '../helpers/server.js';
+import { httpGet, httpsCall, postReview } from '../helpers/http.js';
+import { KEY_ID } from '../helpers/kms.js';
+import { LogCapture } from '../helpers/logs.js';
 
 const UNUSABLE = UNUSABLE_REASONS;
 
@@ -60,15 +60,17 @@ async function start(t: Test, overrides: Partial<ServeSettings> = {}): Promise<H
   return { server, source, agent, logs };
 }
 
-async function review(h: Harness, path: string, body: unknown) {
+/** Over real HTTPS to a started server, or through inject() to an injected app. */
+async function review(h: Harness | InjectedAdmission, path: string, body: unknown) {
+  if (!('server' in h)) return h.review(path, body);
   const result = await postReview(`${h.server.admissionUrl}${path}`, body, certs.caCert, {
     agent: h.agent,
   });
   return result;
 }
 
-t.test('fixture reviews over HTTPS with a usable key', async (t) => {
-  const h = await start(t);
+t.test('fixture reviews with a usable key', async (t) => {
+  const h = await injectAdmission(t);
   for (const name of FIXTURE_NAMES) {
     const sent = fixture(name);
     const validate = await review(h, '/validate', sent);
@@ -110,8 +112,8 @@ t.test('fixture reviews over HTTPS with a usable key', async (t) => {
   }
 });
 
-t.test('each key state in enforce mode over HTTPS', async (t) => {
-  const h = await start(t);
+t.test('each key state in enforce mode', async (t) => {
+  const h = await injectAdmission(t);
   for (const reason of UNUSABLE) {
     h.source.current = unusableSnapshot(reason);
     for (const name of [
@@ -141,15 +143,15 @@ t.test('each key state in enforce mode over HTTPS', async (t) => {
   t.equal(unknown.response.auditAnnotations?.['key-state'], 'Unknown', 'audit key-state Unknown');
 });
 
-t.test('on-unknown deny and warn mode over HTTPS', async (t) => {
-  const deny = await start(t, { onUnknown: 'deny' });
+t.test('on-unknown deny and warn mode', async (t) => {
+  const deny = await injectAdmission(t, { onUnknown: 'deny' });
   deny.source.current = unknownSnapshot('Stale');
   const denied = (await review(deny, '/validate', fixture('secret-create-generatename'))).answer();
   t.equal(denied.response.allowed, false, 'on-unknown deny: unknown key denies');
   t.equal(denied.response.status?.code, 403, 'with 403');
   t.match(denied.response.status?.message, /--on-unknown deny/, 'naming the setting');
 
-  const warn = await start(t, { mode: 'warn' });
+  const warn = await injectAdmission(t, { mode: 'warn' });
   for (const reason of UNUSABLE) {
     warn.source.current = unusableSnapshot(reason);
     const answer = (await review(warn, '/validate', fixture('secret-update'))).answer();

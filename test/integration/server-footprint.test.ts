@@ -1,12 +1,18 @@
 // What the serving process loads: Fastify's schema compilers (Ajv, fast-json-stringify) cost
 // 10-18 MB of RSS and neither app uses a route schema, so they must never be loaded.
+import { readFileSync } from 'node:fs';
+import { writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
+import { join } from 'node:path';
 import t from 'tap';
 import { createLogger } from '../../src/logging/logger.js';
 import { buildHealthApp } from '../../src/server/health.js';
 import { createMetrics } from '../../src/server/metrics.js';
 import { startServer } from '../../src/server/serve.js';
-import { fakeSource, LogCapture, makeCertDir, serveSettings } from '../helpers/server.js';
+import { fakeSource, makeCertDir, serveSettings } from '../helpers/server.js';
+import { missingBuild, spawnServe } from '../helpers/reliability.js';
+import { LogCapture } from '../helpers/logs.js';
+import { freePort } from '../helpers/processes.js';
 
 // fast-json-stringify's small runtime (lib/serializer.js) serves Fastify's precompiled error
 // serializer and is fine; its compiler (index.js) is not.
@@ -52,3 +58,55 @@ t.test('a route schema fails at start with a message naming the remedy', async (
   );
   await app.close();
 });
+
+// Preloaded into the serve child: records the URL of every module the process loads.
+const MODULE_LOG_HOOKS = `
+import { appendFileSync } from 'node:fs';
+export async function load(url, context, nextLoad) {
+  appendFileSync(process.env.KSG_MODULE_LOG, url + '\\n');
+  return nextLoad(url, context);
+}
+`;
+
+t.test(
+  "serve's process loads none of the KMS emulator's code",
+  { skip: missingBuild() ?? false },
+  async (t) => {
+    const certs = await makeCertDir();
+    t.teardown(() => certs.cleanup());
+    const hooks = join(certs.dir, 'module-log-hooks.mjs');
+    const register = join(certs.dir, 'module-log.mjs');
+    const moduleLog = join(certs.dir, 'modules.log');
+    await writeFile(hooks, MODULE_LOG_HOOKS);
+    await writeFile(
+      register,
+      `import { register } from 'node:module';\nregister(${JSON.stringify(`file://${hooks}`)});\n`,
+    );
+    const child = await spawnServe(
+      t,
+      {
+        KSG_MODULE_LOG: moduleLog,
+        KMS_KEY_ID: 'key-footprint',
+        KMS_ENDPOINT: '127.0.0.1:1',
+        KMS_PROTOCOL: 'http',
+        TLS_CERT_FILE: certs.certFile,
+        TLS_KEY_FILE: certs.keyFile,
+        PORT: String(await freePort()),
+        HEALTH_PORT: String(await freePort()),
+      },
+      { nodeArgs: ['--import', register] },
+    );
+    child.child.kill('SIGTERM');
+    await child.exited;
+    const loaded = readFileSync(moduleLog, 'utf8').split('\n');
+    t.ok(
+      loaded.some((url) => url.endsWith('/dist/server/serve.js')),
+      'the module log saw the server being loaded',
+    );
+    t.same(
+      loaded.filter((url) => url.includes('/dist/emulator/')),
+      [],
+      'no module under src/emulator/ was loaded',
+    );
+  },
+);

@@ -4,15 +4,14 @@ import { startServer } from '../../src/server/serve.js';
 import {
   fakeSource,
   fixture,
-  httpGet,
-  httpsCall,
-  LogCapture,
   makeCertDir,
-  postReview,
   serveSettings,
   unusableSnapshot,
   usableSnapshot,
+  injectAdmission,
 } from '../helpers/server.js';
+import { httpGet, httpsCall, postReview } from '../helpers/http.js';
+import { LogCapture } from '../helpers/logs.js';
 
 // Distinct canaries per place a Secret value can travel.
 const CANARY = {
@@ -121,24 +120,13 @@ t.test(
 );
 
 t.test('routine admissions log at debug; denials and warnings at info', async (t) => {
-  const certs = await makeCertDir();
-  t.teardown(() => certs.cleanup());
   const logs = new LogCapture();
-  const source = fakeSource();
-  const server = await startServer({
-    settings: serveSettings(certs),
-    logger: createLogger('debug', logs),
-    monitor: source,
-    host: '127.0.0.1',
-  });
-  t.teardown(() => server.close());
+  const app = await injectAdmission(t, {}, createLogger('debug', logs));
   const review = fixture('secret-update');
-  const url = server.admissionUrl;
-  await postReview(`${url}/validate`, review, certs.caCert);
-  await postReview(`${url}/mutate`, review, certs.caCert);
-  source.current = unusableSnapshot('Disabled');
-  await postReview(`${url}/validate`, review, certs.caCert);
-  await server.close();
+  await app.review('/validate', review);
+  await app.review('/mutate', review);
+  app.source.current = unusableSnapshot('Disabled');
+  await app.review('/validate', review);
 
   const admissions = logs.lines().filter((line) => line.msg === 'admission');
   t.same(

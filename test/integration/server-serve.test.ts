@@ -3,17 +3,11 @@ import { runServe } from '../../src/cli/commands/serve.js';
 import { runCli } from '../../src/cli/program.js';
 import type { CliContext } from '../../src/cli/context.js';
 import type { RunningServer } from '../../src/server/serve.js';
-import { Kms, withEmulator } from '../helpers/emulator.js';
-import {
-  decodePatch,
-  eventually,
-  fixture,
-  httpGet,
-  LogCapture,
-  makeCertDir,
-  postReview,
-  serveSettings,
-} from '../helpers/server.js';
+import { withEmulator } from '../helpers/emulator.js';
+import { decodePatch, fixture, makeCertDir, serveSettings } from '../helpers/server.js';
+import { eventually } from '../helpers/eventually.js';
+import { httpGet, postReview } from '../helpers/http.js';
+import { LogCapture } from '../helpers/logs.js';
 
 function context(env: Record<string, string> = {}) {
   const stop = new AbortController();
@@ -24,7 +18,7 @@ function context(env: Record<string, string> = {}) {
 }
 
 t.test('serve against the KMS emulator: real SDK, real HTTPS, graceful stop', async (t) => {
-  const { emulator, sdk, keyId } = await withEmulator(t);
+  const { emulator, keyId, admin } = await withEmulator(t);
   const certs = await makeCertDir();
   t.teardown(() => certs.cleanup());
   const { ctx, stop, stdout } = context();
@@ -82,7 +76,7 @@ t.test('serve against the KMS emulator: real SDK, real HTTPS, graceful stop', as
     'the mutation stamps the resolved key id',
   );
 
-  await sdk.disableKey(new Kms.DisableKeyRequest({ keyId }));
+  await admin.disableKey();
   t.ok(
     await eventually(async () => {
       const answer = (

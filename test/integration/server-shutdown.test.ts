@@ -5,14 +5,11 @@ import { startServer } from '../../src/server/serve.js';
 import {
   fakeSource,
   fixture,
-  httpGet,
   makeCertDir,
-  postReview,
   serveSettings,
   startTestServer,
-  toResult,
-  type HttpResult,
 } from '../helpers/server.js';
+import { httpGet, postReview, toResult, type HttpResult } from '../helpers/http.js';
 
 t.test('shutdown during traffic: in-flight admissions finish, then listeners close', async (t) => {
   const { server, certs } = await startTestServer(t);

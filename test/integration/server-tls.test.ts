@@ -9,15 +9,15 @@ import { createLogger } from '../../src/logging/logger.js';
 import { startServer } from '../../src/server/serve.js';
 import {
   clientCertificate,
-  eventually,
   fakeSource,
   fixture,
-  LogCapture,
   makeCertDir,
-  postReview,
   serveSettings,
   startTestServer,
 } from '../helpers/server.js';
+import { eventually } from '../helpers/eventually.js';
+import { LogCapture } from '../helpers/logs.js';
+import { postReview } from '../helpers/http.js';
 
 /** The serving certificate a fresh TLS handshake sees. */
 function handshakeCertificate(url: string, ca: string[]): Promise<PeerCertificate> {

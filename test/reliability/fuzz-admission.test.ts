@@ -11,7 +11,6 @@ import {
   FIXTURE_NAMES,
   fakeSource,
   fixture,
-  httpGet,
   keyFacts,
   makeCertDir,
   serveSettings,
@@ -19,12 +18,8 @@ import {
   unusableSnapshot,
   usableSnapshot,
 } from '../helpers/server.js';
-import {
-  kubeApiserverProblems,
-  patchProblem,
-  timedCall,
-  type Webhook,
-} from '../helpers/reliability.js';
+import { kubeApiserverProblems, patchProblem, type Webhook } from '../helpers/reliability.js';
+import { httpGet, httpsCall } from '../helpers/http.js';
 
 /** Runs per property: enough to find shape bugs, small enough for CI (a few seconds). The soak suite raises it. */
 const NUM_RUNS = Number(process.env.RELIABILITY_FUZZ_RUNS ?? '200');
@@ -188,7 +183,7 @@ t.test('generated bad input never breaks the webhook', async (t) => {
     contentType = 'application/json',
     policy = 0,
   ) =>
-    timedCall(`${(servers[policy] ?? server).admissionUrl}/${webhook}`, {
+    httpsCall(`${(servers[policy] ?? server).admissionUrl}/${webhook}`, {
       ca: certs.caCert,
       agent,
       body,

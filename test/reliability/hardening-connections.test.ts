@@ -6,14 +6,10 @@ import t from 'tap';
 import { Agent } from 'node:https';
 import { connect, type TLSSocket } from 'node:tls';
 import { withEmulator } from '../helpers/emulator.js';
-import { httpGet, makeCertDir, serveSettings, type CertDir } from '../helpers/server.js';
-import {
-  missingBuild,
-  spawnServe,
-  timedCall,
-  waitFor,
-  type ServeChild,
-} from '../helpers/reliability.js';
+import { eventually } from '../helpers/eventually.js';
+import { httpGet, httpsCall } from '../helpers/http.js';
+import { makeCertDir, serveSettings, type CertDir } from '../helpers/server.js';
+import { missingBuild, spawnServe, type ServeChild } from '../helpers/reliability.js';
 import { serveEnv } from '../helpers/reliability-scenarios.js';
 import {
   bigUpdateReview,
@@ -42,7 +38,7 @@ async function startChild(
     ...extra,
   });
   const child = await spawnServe(t, env, { openFilesLimit });
-  const ready = await waitFor(
+  const ready = await eventually(
     async () => (await httpGet(`${child.healthUrl}/readyz`)).status === 200,
     { timeoutMs: 15_000 },
   );
@@ -100,7 +96,7 @@ t.test('connection limits of serve', { skip: missingBuild() ?? false }, async (t
       [true, true, true, true, true],
       `the 5 idle connections were closed (after ${closed.map((ms) => String(ms)).join(', ')} ms; deadline 10 s)`,
     );
-    const answer = await timedCall(`${child.admissionUrl}/validate`, {
+    const answer = await httpsCall(`${child.admissionUrl}/validate`, {
       ca: certs.caCert,
       body: bigUpdateReview('busy', 16),
       timeoutMs: 20_000,
@@ -130,16 +126,16 @@ t.test('connection limits of serve', { skip: missingBuild() ?? false }, async (t
     t.equal((await httpGet(`${child.healthUrl}/livez`)).status, 200, '/livez answers at the cap');
     t.equal((await httpGet(`${child.healthUrl}/readyz`)).status, 200, '/readyz answers at the cap');
     for (const socket of open) socket.destroy();
-    const resumed = await waitFor(
+    const resumed = await eventually(
       async () =>
         (
-          await timedCall(`${child.admissionUrl}/validate`, {
+          await httpsCall(`${child.admissionUrl}/validate`, {
             ca: certs.caCert,
             body: bigUpdateReview('after-cap', 16),
             timeoutMs: 5_000,
           })
         ).status === 200,
-      { timeoutMs: 15_000, stepMs: 200 },
+      { timeoutMs: 15_000, intervalMs: 200 },
     );
     t.ok(resumed, 'admissions are answered again once the connections are gone');
   });
@@ -160,7 +156,7 @@ t.test('connection limits of serve', { skip: missingBuild() ?? false }, async (t
     t.teardown(() => {
       for (const socket of stalled) socket.destroy();
     });
-    const answer = await timedCall(`${child.admissionUrl}/validate`, {
+    const answer = await httpsCall(`${child.admissionUrl}/validate`, {
       ca: certs.caCert,
       body: bigUpdateReview('beside-stalled', 16),
       timeoutMs: 20_000,
@@ -223,7 +219,7 @@ t.test('connection limits of serve', { skip: missingBuild() ?? false }, async (t
       `POST /validate HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer ${canary}\r\nContent-Length: not-a-number\r\n\r\n`,
     );
     await closedWithin(socket, 5_000);
-    const logged = await waitFor(() => child.output().includes('"msg":"client error"'), {
+    const logged = await eventually(() => child.output().includes('"msg":"client error"'), {
       timeoutMs: 5_000,
     });
     t.ok(logged, 'the client error was logged (at trace)');
@@ -269,7 +265,7 @@ t.test('past the held-bytes budget: 503 with Retry-After', async (t) => {
   t.teardown(() => {
     agent.destroy();
   });
-  const second = await timedCall(`${url}/validate`, {
+  const second = await httpsCall(`${url}/validate`, {
     ca: certs.caCert,
     agent,
     body: bigUpdateReview('second', 16),
@@ -283,16 +279,16 @@ t.test('past the held-bytes budget: 503 with Retry-After', async (t) => {
     'saying why',
   );
   first.destroy();
-  const later = await waitFor(
+  const later = await eventually(
     async () =>
       (
-        await timedCall(`${url}/validate`, {
+        await httpsCall(`${url}/validate`, {
           ca: certs.caCert,
           body: bigUpdateReview('later', 16),
           timeoutMs: 5_000,
         })
       ).status === 200,
-    { timeoutMs: 5_000, stepMs: 100 },
+    { timeoutMs: 5_000, intervalMs: 100 },
   );
   t.ok(later, 'once the stalled upload is gone, requests are answered 200 again');
 });

@@ -5,14 +5,10 @@
 import t from 'tap';
 import { Agent } from 'node:https';
 import { withEmulator } from '../helpers/emulator.js';
-import { decodePatch, httpGet, makeCertDir } from '../helpers/server.js';
-import {
-  kubeApiserverProblems,
-  missingBuild,
-  spawnServe,
-  timedCall,
-  waitFor,
-} from '../helpers/reliability.js';
+import { eventually } from '../helpers/eventually.js';
+import { httpGet, httpsCall } from '../helpers/http.js';
+import { decodePatch, makeCertDir } from '../helpers/server.js';
+import { kubeApiserverProblems, missingBuild, spawnServe } from '../helpers/reliability.js';
 import { serveEnv } from '../helpers/reliability-scenarios.js';
 import {
   bigUpdateReview,
@@ -41,7 +37,7 @@ t.test('hostile and large requests against serve', { skip: missingBuild() ?? fal
     }),
   );
   t.ok(
-    await waitFor(async () => (await httpGet(`${child.healthUrl}/readyz`)).status === 200, {
+    await eventually(async () => (await httpGet(`${child.healthUrl}/readyz`)).status === 200, {
       timeoutMs: 15_000,
     }),
     'the serve child is ready',
@@ -52,7 +48,7 @@ t.test('hostile and large requests against serve', { skip: missingBuild() ?? fal
     agent.destroy();
   });
   const post = (webhook: string, body: string | Buffer, timeoutMs = 60_000) =>
-    timedCall(`${child.admissionUrl}/${webhook}`, { ca: certs.caCert, agent, body, timeoutMs });
+    httpsCall(`${child.admissionUrl}/${webhook}`, { ca: certs.caCert, agent, body, timeoutMs });
   const alive = async (what: string): Promise<void> => {
     t.equal((await httpGet(`${child.healthUrl}/livez`)).status, 200, `${what}: /livez answers`);
     const small = bigUpdateReview('after', 16);

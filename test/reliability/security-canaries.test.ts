@@ -2,16 +2,12 @@
 // its logs (trace level), metrics, health endpoints, error bodies or admission responses.
 import t from 'tap';
 import { randomBytes } from 'node:crypto';
-import { Kms, withEmulator } from '../helpers/emulator.js';
-import { fixture, httpGet, makeCertDir } from '../helpers/server.js';
-import {
-  missingBuild,
-  postOversized,
-  spawnServe,
-  timedCall,
-  waitFor,
-} from '../helpers/reliability.js';
+import { withEmulator } from '../helpers/emulator.js';
+import { fixture, makeCertDir } from '../helpers/server.js';
+import { missingBuild, postOversized, spawnServe } from '../helpers/reliability.js';
 import { serveEnv } from '../helpers/reliability-scenarios.js';
+import { httpGet, httpsCall } from '../helpers/http.js';
+import { eventually } from '../helpers/eventually.js';
 
 /** Every form a planted value could leak in: raw, base64 (as in `data`), and hex. */
 function forms(canary: string): string[] {
@@ -28,12 +24,12 @@ function leaks(text: string, canaries: string[]): string[] {
 }
 
 t.test('Secret canaries never leave the guard', { skip: missingBuild() ?? false }, async (t) => {
-  const { emulator, sdk, keyId } = await withEmulator(t);
+  const { emulator, keyId, admin } = await withEmulator(t);
   const certs = await makeCertDir();
   t.teardown(() => certs.cleanup());
   const child = await spawnServe(t, await serveEnv(emulator, keyId, certs, { LOG_LEVEL: 'trace' }));
   t.ok(
-    await waitFor(async () => (await httpGet(`${child.healthUrl}/readyz`)).status === 200, {
+    await eventually(async () => (await httpGet(`${child.healthUrl}/readyz`)).status === 200, {
       timeoutMs: 10_000,
     }),
     'the serve child is ready',
@@ -61,7 +57,7 @@ t.test('Secret canaries never leave the guard', { skip: missingBuild() ?? false 
   const body = JSON.stringify(review);
   const url = (webhook: string) => `${child.admissionUrl}/${webhook}`;
   const call = (webhook: string, payload: string | Buffer, contentType = 'application/json') =>
-    timedCall(url(webhook), {
+    httpsCall(url(webhook), {
       ca: certs.caCert,
       body: payload,
       headers: { 'content-type': contentType },
@@ -93,9 +89,9 @@ t.test('Secret canaries never leave the guard', { skip: missingBuild() ?? false 
   const mutated = await record('mutate, key Enabled', call('mutate', body));
   t.match(mutated.body, /"patch"/, 'and stamped');
 
-  await sdk.disableKey(new Kms.DisableKeyRequest({ keyId }));
+  await admin.disableKey();
   t.ok(
-    await waitFor(async () => (await httpGet(`${child.healthUrl}/healthz/kms`)).status === 503, {
+    await eventually(async () => (await httpGet(`${child.healthUrl}/healthz/kms`)).status === 503, {
       timeoutMs: 10_000,
     }),
     'the guard sees the key Disabled',

@@ -9,7 +9,8 @@ import {
   stampAnnotations,
   type ObjectWithMetadata,
 } from '../../src/admission/index.js';
-import { keyFacts, KEY_ID } from '../helpers/server.js';
+import { keyFacts } from '../helpers/server.js';
+import { KEY_ID } from '../helpers/kms.js';
 
 const stamp = stampAnnotations(keyFacts());
 

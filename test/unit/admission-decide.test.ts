@@ -14,13 +14,13 @@ import type { KeySnapshot, UnusableReason } from '../../src/kms/types.js';
 import { UNUSABLE_REASONS } from '../../src/kms/vocabulary.js';
 import {
   fixture,
-  KEY_ID,
   keyFacts,
   NOW,
   unknownSnapshot,
   unusableSnapshot,
   usableSnapshot,
 } from '../helpers/server.js';
+import { KEY_ID } from '../helpers/kms.js';
 
 const enforce: AdmissionPolicy = { mode: 'enforce', onUnknown: 'allow' };
 const UNUSABLE = UNUSABLE_REASONS;

@@ -9,8 +9,8 @@ import {
   kmsSettings,
   metadata,
   monitorSettings,
-  recordingLogger,
 } from '../helpers/kms.js';
+import { recordingLogger } from '../helpers/logs.js';
 
 const SECOND = 1000;
 

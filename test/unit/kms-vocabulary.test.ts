@@ -14,7 +14,8 @@ import {
   UNUSABLE_WORDING,
   WARNINGS,
 } from '../../src/kms/vocabulary.js';
-import { fixture, KEY_ID, unusableSnapshot } from '../helpers/server.js';
+import { KEY_ID } from '../helpers/kms.js';
+import { fixture, unusableSnapshot } from '../helpers/server.js';
 
 const LONG_ARN = `acs:kms:cn-hangzhou:1234567890123456:alias/${'cluster-secrets-'.repeat(6)}`;
 const LONG_ID = `key-${'x'.repeat(300)}`;

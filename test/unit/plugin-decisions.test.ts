@@ -5,13 +5,8 @@ import { formatKeyId, matchKeyId, parseKeyId } from '../../src/plugin/key-id.js'
 import { checkCiphertext, checkPlaintext, MAX_PLAINTEXT_BYTES } from '../../src/plugin/limits.js';
 import { decideStatus } from '../../src/plugin/status.js';
 import type { UnusableReason } from '../../src/kms/types.js';
-import {
-  KEY_ID,
-  keyFacts,
-  unknownSnapshot,
-  unusableSnapshot,
-  usableSnapshot,
-} from '../helpers/server.js';
+import { KEY_ID } from '../helpers/kms.js';
+import { keyFacts, unknownSnapshot, unusableSnapshot, usableSnapshot } from '../helpers/server.js';
 
 const FIVE_MINUTES = 300_000;
 

@@ -1,37 +1,18 @@
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
 import t from 'tap';
 import { unreachableKubeconfig } from '../helpers/reencrypt.js';
-import { runCli } from '../../src/cli/program.js';
-import type { CliContext } from '../../src/cli/context.js';
+import { runCaptured } from '../helpers/cli.js';
 
 /** Usage and configuration mistakes stop `reencrypt` before any request, with exit code 2. */
 
 // Never contacted: every case here ends before the first Kubernetes request.
 const { dir, kubeconfigPath } = unreachableKubeconfig(t, 'ksg-reencrypt-cli-');
 
-async function run(
+function run(
   argv: string[],
   env: Record<string, string> = {},
 ): Promise<{ code: number; stdout: string; stderr: string }> {
-  let stdout = '';
-  let stderr = '';
-  const sink = (append: (text: string) => void): Writable =>
-    new Writable({
-      write(chunk: Buffer, _encoding, done) {
-        append(chunk.toString());
-        done();
-      },
-    });
-  const ctx: CliContext = {
-    env: { HOME: dir, ...env },
-    stdout: sink((text) => (stdout += text)),
-    stderr: sink((text) => (stderr += text)),
-    stopSignal: new AbortController().signal,
-    exitCode: 0,
-  };
-  const code = await runCli(['reencrypt', ...argv], ctx);
-  return { code, stdout, stderr };
+  return runCaptured(['reencrypt', ...argv], { env: { HOME: dir, ...env } });
 }
 
 const kms = ['--kms-key-id', 'key-1', '--kms-endpoint', '127.0.0.1:1', '--kms-protocol', 'http'];

@@ -8,7 +8,8 @@ import {
 import { KubeApiError } from '../../src/reencrypt/kube-client.js';
 import { createTokenBucket } from '../../src/reencrypt/rate-limit.js';
 import { runSweep, type SweepOptions } from '../../src/reencrypt/sweep.js';
-import { fakeClock, MemorySecrets } from '../helpers/reencrypt.js';
+import { MemorySecrets } from '../helpers/reencrypt.js';
+import { FakeClock } from '../helpers/clock.js';
 
 const target: TargetKey = {
   keyId: 'key-1',
@@ -38,8 +39,8 @@ function seeded(): MemorySecrets {
 function options(
   client: MemorySecrets,
   overrides: Partial<SweepOptions> = {},
-): SweepOptions & { clock: ReturnType<typeof fakeClock> } {
-  const clock = fakeClock();
+): SweepOptions & { clock: FakeClock } {
+  const clock = new FakeClock(1_000_000, { timersFireAtOnce: true });
   return {
     client,
     target,
@@ -53,7 +54,7 @@ function options(
     random: () => 0.5,
     signal: new AbortController().signal,
     ...overrides,
-  } as SweepOptions & { clock: ReturnType<typeof fakeClock> };
+  } as SweepOptions & { clock: FakeClock };
 }
 
 t.test(
@@ -322,7 +323,7 @@ t.test('interrupted: stops taking work, finishes in-flight patches, resumes late
 
 t.test('the rate limiter spaces requests on the clock', async (t) => {
   const secrets = seeded();
-  const clock = fakeClock();
+  const clock = new FakeClock(1_000_000, { timersFireAtOnce: true });
   const summary = await runSweep(
     options(secrets, {
       clock,

@@ -1,10 +1,8 @@
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import KmsSdk from '@alicloud/kms20160120';
-import RpcClient from '@alicloud/rpc-client';
 import { Command } from 'commander';
 import { certificateFiles, writeCertificateFiles } from '../../certs/files.js';
 import { formatDuration, parseDuration } from '../../config/duration.js';
@@ -17,12 +15,10 @@ import {
   type RawSettings,
   type ServeSettings,
 } from '../../config/settings.js';
-import { startEmulator, type RunningEmulator } from '../../emulator/index.js';
-import { createKmsClient } from '../../kms/client.js';
-import { createLogger } from '../../logging/logger.js';
+import type { RunningEmulator } from '../../emulator/index.js';
+import { createLogger, type Logger } from '../../logging/logger.js';
 import type { RunningServer } from '../../server/serve.js';
 import { addSettingOptions, rawSettings, type CliContext } from '../context.js';
-import { listenError } from '../listen.js';
 import { runServe } from './serve.js';
 
 interface DevFlags {
@@ -91,118 +87,6 @@ function sampleReview(operation: 'CREATE' | 'UPDATE'): unknown {
   };
 }
 
-type KeyAction = 'disable' | 'enable' | 'rotate' | 'schedule-deletion' | 'cancel-deletion';
-const KEY_ACTIONS: readonly KeyAction[] = [
-  'disable',
-  'enable',
-  'rotate',
-  'schedule-deletion',
-  'cancel-deletion',
-];
-
-/**
- * A loopback-only helper so a newcomer can change the demo key with a pasteable curl; it
- * calls the emulator through the real KMS SDK, exactly as KMS would be driven.
- */
-async function startKeyControl(
-  emulator: RunningEmulator,
-  keyId: string,
-  port: number,
-): Promise<Server> {
-  const sdk = new KmsSdk.default(
-    new RpcClient.Config({
-      endpoint: emulator.endpoint,
-      protocol: emulator.protocol,
-      regionId: emulator.regionId,
-      accessKeyId: emulator.accessKeyId,
-      accessKeySecret: emulator.accessKeySecret,
-    }),
-  );
-  const perform = async (action: KeyAction): Promise<void> => {
-    switch (action) {
-      case 'disable':
-        await sdk.disableKey(new KmsSdk.DisableKeyRequest({ keyId }));
-        return;
-      case 'enable':
-        await sdk.enableKey(new KmsSdk.EnableKeyRequest({ keyId }));
-        return;
-      case 'rotate':
-        await sdk.createKeyVersion(new KmsSdk.CreateKeyVersionRequest({ keyId }));
-        return;
-      case 'schedule-deletion':
-        await sdk.scheduleKeyDeletion(
-          new KmsSdk.ScheduleKeyDeletionRequest({ keyId, pendingWindowInDays: 7 }),
-        );
-        return;
-      case 'cancel-deletion':
-        await sdk.cancelKeyDeletion(new KmsSdk.CancelKeyDeletionRequest({ keyId }));
-        return;
-    }
-  };
-  // Reads go through the guard's own typed client.
-  const reader = createKmsClient(
-    {
-      keyId,
-      regionId: emulator.regionId,
-      endpoint: emulator.endpoint,
-      protocol: emulator.protocol,
-    },
-    {
-      credential: { accessKeyId: emulator.accessKeyId, accessKeySecret: emulator.accessKeySecret },
-    },
-  );
-  const describe = async (): Promise<Record<string, unknown>> => {
-    const meta = await reader.describeKey(keyId);
-    return {
-      keyId,
-      keyState: meta.keyState,
-      primaryKeyVersion: meta.primaryKeyVersion,
-      deleteDate: meta.deleteDate,
-    };
-  };
-  const send = (res: ServerResponse, status: number, body: unknown): void => {
-    res.writeHead(status, { 'content-type': 'application/json' });
-    res.end(`${JSON.stringify(body, null, 2)}\n`);
-  };
-  const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
-    const path = (req.url ?? '/').split('?')[0] ?? '/';
-    const match = /^\/key\/([a-z-]+)$/.exec(path);
-    const action = KEY_ACTIONS.find((candidate) => candidate === match?.[1]);
-    try {
-      if (req.method === 'GET' && path === '/key') {
-        send(res, 200, await describe());
-      } else if (req.method === 'POST' && action !== undefined) {
-        await perform(action);
-        send(res, 200, { done: action, ...(await describe()) });
-      } else {
-        send(res, 404, {
-          error: `no route ${req.method ?? ''} ${path}; try GET /key or POST /key/{${KEY_ACTIONS.join(',')}}`,
-        });
-      }
-    } catch (error) {
-      const code = (error as { code?: unknown }).code;
-      send(res, 409, {
-        error: typeof code === 'string' ? code : 'Failed',
-        message: error instanceof Error ? error.message : String(error),
-      });
-    }
-  };
-  const server = createServer((req, res) => {
-    void handle(req, res);
-  });
-  try {
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(port, HOST, () => {
-        resolve();
-      });
-    });
-  } catch (error) {
-    throw listenError(error, '--control-port', port);
-  }
-  return server;
-}
-
 function instructions(args: {
   server: RunningServer;
   emulator: RunningEmulator;
@@ -269,97 +153,144 @@ export function devCommand(ctx: CliContext): Command {
     maxStaleness: '10× --refresh-interval, at least 10s',
   });
   return command.action(async (flags: DevFlags) => {
-    const port = parsePort('--port', flags.port, { allowZero: true });
-    const healthPort = parsePort('--health-port', flags.healthPort, { allowZero: true });
-    const controlPort = parsePort('--control-port', flags.controlPort, { allowZero: true });
-    const raw = withDevDefaults(rawSettings(command, SHARED_SETTINGS, ctx.env));
-    const monitor = parseMonitorSettings(raw);
-    const onUnknown = parseOnUnknown(raw);
-    const mode = parseGuardMode(raw);
-    const logLevel = parseLogLevel(raw);
-    const logger = createLogger(logLevel, ctx.stderr);
-
-    const dir = await mkdtemp(join(tmpdir(), 'kms-secret-guard-dev-'));
-    let emulator: RunningEmulator | undefined;
-    let control: Server | undefined;
-    try {
-      const files = certificateFiles(dir);
-      // Loaded here, not at start-up: see src/certs/defaults.ts.
-      const { generateCertificates } = await import('../../certs/generate.js');
-      await writeCertificateFiles(
-        files,
-        await generateCertificates({ dnsNames: ['localhost'], ipAddresses: [HOST, '::1'] }),
-        { force: false },
-      );
-      await writeFile(
-        join(dir, 'allowed.json'),
-        `${JSON.stringify(sampleReview('CREATE'), null, 2)}\n`,
-      );
-      await writeFile(
-        join(dir, 'denied.json'),
-        `${JSON.stringify(sampleReview('UPDATE'), null, 2)}\n`,
-      );
-      emulator = await startEmulator({
-        host: HOST,
-        port: 0,
-        keys: [''],
-        statePath: join(dir, DEMO_KEY_STATE_FILE),
-        logger: logger.child({ component: 'kms-emulator' }, { level: 'warn' }),
-      });
-      const keyId = emulator.keyIds[0] ?? '';
-      control = await startKeyControl(emulator, keyId, controlPort);
-      const controlUrl = `http://${HOST}:${(control.address() as AddressInfo).port}`;
-      const settings: ServeSettings = {
-        kms: {
-          keyId,
-          regionId: emulator.regionId,
-          endpoint: emulator.endpoint,
-          protocol: emulator.protocol,
-        },
-        monitor,
-        tlsCertFile: files.cert,
-        tlsKeyFile: files.key,
-        clientCaFile: undefined,
-        port,
-        healthPort,
-        onUnknown,
-        mode,
-        logLevel,
-      };
-      const running = emulator;
-      await runServe(ctx, settings, {
-        host: HOST,
-        credential: {
-          accessKeyId: running.accessKeyId,
-          accessKeySecret: running.accessKeySecret,
-        },
-        logDestination: ctx.stderr,
-        onListening: (server) => {
-          ctx.stdout.write(
-            instructions({
-              server,
-              emulator: running,
-              keyId,
-              control: controlUrl,
-              dir,
-              caFile: files.caCert,
-              refresh: formatDuration(monitor.refreshIntervalMs),
-            }),
-          );
-        },
-      });
-    } finally {
-      const stopping = control;
-      if (stopping !== undefined) {
-        await new Promise<void>((resolve) => {
-          stopping.close(() => {
-            resolve();
-          });
-          stopping.closeAllConnections();
-        });
-      }
-      await emulator?.close();
-      await rm(dir, { recursive: true, force: true });
-    }
+    await runDev(ctx, devPlan(ctx, command, flags));
   });
+}
+
+/** What `dev` was asked for, parsed and checked before anything starts. */
+interface DevPlan {
+  readonly port: number;
+  readonly healthPort: number;
+  readonly controlPort: number;
+  readonly monitor: ServeSettings['monitor'];
+  readonly onUnknown: ServeSettings['onUnknown'];
+  readonly mode: ServeSettings['mode'];
+  readonly logLevel: ServeSettings['logLevel'];
+  readonly logger: Logger;
+}
+
+function devPlan(ctx: CliContext, command: Command, flags: DevFlags): DevPlan {
+  const raw = withDevDefaults(rawSettings(command, SHARED_SETTINGS, ctx.env));
+  return {
+    port: parsePort('--port', flags.port, { allowZero: true }),
+    healthPort: parsePort('--health-port', flags.healthPort, { allowZero: true }),
+    controlPort: parsePort('--control-port', flags.controlPort, { allowZero: true }),
+    monitor: parseMonitorSettings(raw),
+    onUnknown: parseOnUnknown(raw),
+    mode: parseGuardMode(raw),
+    logLevel: parseLogLevel(raw),
+    logger: createLogger(parseLogLevel(raw), ctx.stderr),
+  };
+}
+
+/** The throwaway CA, serving certificate and sample reviews, written to `dir`. */
+async function writeDevFiles(dir: string): Promise<ReturnType<typeof certificateFiles>> {
+  const files = certificateFiles(dir);
+  // Loaded here, not at start-up: see src/certs/defaults.ts.
+  const { generateCertificates } = await import('../../certs/generate.js');
+  await writeCertificateFiles(
+    files,
+    await generateCertificates({ dnsNames: ['localhost'], ipAddresses: [HOST, '::1'] }),
+    { force: false },
+  );
+  await writeFile(
+    join(dir, 'allowed.json'),
+    `${JSON.stringify(sampleReview('CREATE'), null, 2)}\n`,
+  );
+  await writeFile(join(dir, 'denied.json'), `${JSON.stringify(sampleReview('UPDATE'), null, 2)}\n`);
+  return files;
+}
+
+/** The emulator (with its demo key) and the key control; both are stopped by `stop`. */
+interface DemoKms {
+  readonly emulator: RunningEmulator;
+  readonly keyId: string;
+  readonly controlUrl: string;
+  stop(): Promise<void>;
+}
+
+async function startDemoKms(plan: DevPlan, dir: string): Promise<DemoKms> {
+  // The emulator is loaded only here: `serve` never loads its code.
+  const { startEmulator } = await import('../../emulator/index.js');
+  const { startKeyControl, stopKeyControl } = await import('./dev-key-control.js');
+  const emulator = await startEmulator({
+    host: HOST,
+    port: 0,
+    keys: [''],
+    statePath: join(dir, DEMO_KEY_STATE_FILE),
+    logger: plan.logger.child({ component: 'kms-emulator' }, { level: 'warn' }),
+  });
+  const keyId = emulator.keyIds[0] ?? '';
+  let control: Server;
+  try {
+    control = await startKeyControl(emulator, keyId, { host: HOST, port: plan.controlPort });
+  } catch (error) {
+    await emulator.close();
+    throw error;
+  }
+  return {
+    emulator,
+    keyId,
+    controlUrl: `http://${HOST}:${(control.address() as AddressInfo).port}`,
+    async stop() {
+      await stopKeyControl(control);
+      await emulator.close();
+    },
+  };
+}
+
+function devServeSettings(
+  plan: DevPlan,
+  demo: DemoKms,
+  files: ReturnType<typeof certificateFiles>,
+): ServeSettings {
+  const { emulator, keyId } = demo;
+  return {
+    kms: {
+      keyId,
+      regionId: emulator.regionId,
+      endpoint: emulator.endpoint,
+      protocol: emulator.protocol,
+    },
+    monitor: plan.monitor,
+    tlsCertFile: files.cert,
+    tlsKeyFile: files.key,
+    clientCaFile: undefined,
+    port: plan.port,
+    healthPort: plan.healthPort,
+    onUnknown: plan.onUnknown,
+    mode: plan.mode,
+    logLevel: plan.logLevel,
+  };
+}
+
+async function runDev(ctx: CliContext, plan: DevPlan): Promise<void> {
+  const dir = await mkdtemp(join(tmpdir(), 'kms-secret-guard-dev-'));
+  let demo: DemoKms | undefined;
+  try {
+    const files = await writeDevFiles(dir);
+    demo = await startDemoKms(plan, dir);
+    const { emulator, keyId, controlUrl } = demo;
+    await runServe(ctx, devServeSettings(plan, demo, files), {
+      host: HOST,
+      credential: { accessKeyId: emulator.accessKeyId, accessKeySecret: emulator.accessKeySecret },
+      logDestination: ctx.stderr,
+      onListening: (server) => {
+        ctx.stdout.write(
+          instructions({
+            server,
+            emulator,
+            keyId,
+            control: controlUrl,
+            dir,
+            caFile: files.caCert,
+            refresh: formatDuration(plan.monitor.refreshIntervalMs),
+          }),
+        );
+      },
+    });
+  } finally {
+    await demo?.stop();
+    await rm(dir, { recursive: true, force: true });
+  }
 }

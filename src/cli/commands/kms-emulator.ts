@@ -3,13 +3,7 @@ import { Command, Option } from 'commander';
 import { ConfigError } from '../../config/errors.js';
 import { isLoopbackHost, parseLogLevel, parsePort } from '../../config/settings.js';
 import { createLogger } from '../../logging/logger.js';
-import {
-  generateAccessKey,
-  startEmulator,
-  type EmulatorOptions,
-  type RunningEmulator,
-} from '../../emulator/index.js';
-import { loadState } from '../../emulator/persistence.js';
+import type { EmulatorOptions, RunningEmulator } from '../../emulator/index.js';
 import { addSettingOptions, rawSettings, untilStopped, type CliContext } from '../context.js';
 import { listenError } from '../listen.js';
 
@@ -47,7 +41,9 @@ export function kmsEmulatorCommand(ctx: CliContext): Command {
     .option('--allow-remote', 'allow a non-loopback --host (exposes a fake KMS to the network)');
   addSettingOptions(command, ['logLevel']);
   return command.action(async (flags: EmulatorFlags) => {
-    const options = emulatorOptions(flags, ctx, command);
+    const options = await emulatorOptions(flags, ctx, command);
+    // Loaded only here: `serve` never loads the emulator's code.
+    const { startEmulator } = await import('../../emulator/index.js');
     let emulator: RunningEmulator;
     try {
       emulator = await startEmulator(options);
@@ -93,7 +89,11 @@ function sdkSettings(emulator: RunningEmulator): string[] {
   ];
 }
 
-function emulatorOptions(flags: EmulatorFlags, ctx: CliContext, command: Command): EmulatorOptions {
+async function emulatorOptions(
+  flags: EmulatorFlags,
+  ctx: CliContext,
+  command: Command,
+): Promise<EmulatorOptions> {
   const logLevel = parseLogLevel(rawSettings(command, ['logLevel'], ctx.env));
   if (!isLoopbackHost(flags.host) && flags.allowRemote !== true) {
     throw new ConfigError(
@@ -114,13 +114,13 @@ function emulatorOptions(flags: EmulatorFlags, ctx: CliContext, command: Command
   const accessKey =
     flags.accessKeyId !== undefined && flags.accessKeySecret !== undefined
       ? { id: flags.accessKeyId, secret: flags.accessKeySecret }
-      : generateAccessKey();
+      : (await import('../../emulator/index.js')).generateAccessKey();
   const options: EmulatorOptions = {
     host: flags.host,
     port,
     accessKeys: [accessKey],
     regionId: flags.region,
-    keys: flags.key.length > 0 ? flags.key : defaultKeys(flags.state),
+    keys: flags.key.length > 0 ? flags.key : await defaultKeys(flags.state),
     logger: createLogger(logLevel, ctx.stderr),
   };
   if (flags.state !== undefined) options.statePath = flags.state;
@@ -134,8 +134,9 @@ function emulatorOptions(flags: EmulatorFlags, ctx: CliContext, command: Command
 }
 
 /** Without --key: the keys of an existing state file, else one generated key. */
-function defaultKeys(statePath: string | undefined): string[] {
+async function defaultKeys(statePath: string | undefined): Promise<string[]> {
   if (statePath === undefined) return [''];
+  const { loadState } = await import('../../emulator/persistence.js');
   let snapshot;
   try {
     snapshot = loadState(statePath);

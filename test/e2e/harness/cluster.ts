@@ -1,8 +1,6 @@
 import { spawn } from 'node:child_process';
 import { generateKeyPairSync } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { request as httpRequest } from 'node:http';
-import { request as httpsRequest } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { KubeConfig } from '@kubernetes/client-node';
@@ -14,9 +12,10 @@ import {
   freePorts,
   ProcessReaper,
   startProcess,
-  waitFor,
   type ManagedProcess,
-} from './processes.js';
+} from '../../helpers/processes.js';
+import { waitFor } from '../../helpers/eventually.js';
+import { httpCall, httpGet } from '../../helpers/http.js';
 
 export interface KubectlResult {
   code: number;
@@ -206,7 +205,10 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
 
     await waitFor(
       'etcd to report healthy',
-      async () => ((await httpGet(`${etcdUrl}/health`)).includes('"true"') ? true : undefined),
+      async () =>
+        (await httpGet(`${etcdUrl}/health`, { timeoutMs: 2000 })).body.includes('"true"')
+          ? true
+          : undefined,
       { timeoutMs: 30_000, abortIf: () => exitedMessage(etcd) },
     );
 
@@ -244,14 +246,17 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
     await waitFor(
       'kube-apiserver /readyz',
       async () =>
-        (await httpsGet(`${server}/readyz`, clientTls)).status === 200 ? true : undefined,
+        (await httpCall(`${server}/readyz`, { ...clientTls, timeoutMs: 5000 })).status === 200
+          ? true
+          : undefined,
       { timeoutMs: 90_000, intervalMs: 500, abortIf: () => exitedMessage(apiserver, etcd) },
     );
     // The bootstrap controller creates the default namespaces just after /readyz.
     await waitFor(
       'the default namespace',
       async () =>
-        (await httpsGet(`${server}/api/v1/namespaces/default`, clientTls)).status === 200
+        (await httpCall(`${server}/api/v1/namespaces/default`, { ...clientTls, timeoutMs: 5000 }))
+          .status === 200
           ? true
           : undefined,
       { timeoutMs: 30_000, abortIf: () => exitedMessage(apiserver, etcd) },
@@ -362,37 +367,4 @@ function kubeConfigFor(kubeconfigPath: string): () => KubeConfig {
     config.loadFromFile(kubeconfigPath);
     return config;
   };
-}
-
-function httpGet(url: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const req = httpRequest(url, { timeout: 2000 }, (res) => {
-      let body = '';
-      res.setEncoding('utf8').on('data', (chunk: string) => (body += chunk));
-      res.on('end', () => {
-        resolve(body);
-      });
-    });
-    req.on('timeout', () => req.destroy(new Error(`GET ${url} timed out`)));
-    req.on('error', reject);
-    req.end();
-  });
-}
-
-function httpsGet(
-  url: string,
-  tls: { ca: string; cert: string; key: string },
-): Promise<{ status: number; body: string }> {
-  return new Promise((resolve, reject) => {
-    const req = httpsRequest(url, { ...tls, agent: false, timeout: 5000 }, (res) => {
-      let body = '';
-      res.setEncoding('utf8').on('data', (chunk: string) => (body += chunk));
-      res.on('end', () => {
-        resolve({ status: res.statusCode ?? 0, body });
-      });
-    });
-    req.on('timeout', () => req.destroy(new Error(`GET ${url} timed out`)));
-    req.on('error', reject);
-    req.end();
-  });
 }

@@ -9,15 +9,15 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
 import { join } from 'node:path';
 import { startEmulator, type RunningEmulator } from '../../../src/emulator/index.js';
-import { createKmsAdmin, type KmsAdmin } from './kms.js';
+import { createKmsAdmin, type KmsAdmin } from '../../../src/emulator/admin.js';
 import { cliPath } from './paths.js';
+import { waitFor } from '../../helpers/eventually.js';
 import {
   freePort,
   startProcess,
-  waitFor,
   type ManagedProcess,
   type ProcessReaper,
-} from './processes.js';
+} from '../../helpers/processes.js';
 
 export type EncryptionMode = 'kms-plugin' | 'aesgcm' | 'identity';
 

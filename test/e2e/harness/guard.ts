@@ -1,25 +1,25 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { request as httpRequest } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { generateCertificates } from '../../../src/certs/generate.js';
 import { startEmulator, type RunningEmulator } from '../../../src/emulator/index.js';
 import type { Cluster } from './cluster.js';
-import { createKmsAdmin, type KmsAdmin } from './kms.js';
+import { createKmsAdmin, type KmsAdmin } from '../../../src/emulator/admin.js';
 import { cliPath } from './paths.js';
-import {
-  freePorts,
-  ProcessReaper,
-  startProcess,
-  waitFor,
-  type ManagedProcess,
-} from './processes.js';
 import {
   forLocalWebhook,
   shippedWebhookConfigurations,
   type WebhookConfiguration,
   type WebhookVariant,
 } from './webhooks.js';
+import {
+  freePorts,
+  ProcessReaper,
+  startProcess,
+  type ManagedProcess,
+} from '../../helpers/processes.js';
+import { waitFor } from '../../helpers/eventually.js';
+import { httpGet } from '../../helpers/http.js';
 
 export interface ServeOptions {
   mode?: 'enforce' | 'warn';
@@ -253,26 +253,11 @@ export async function ensureNamespace(cluster: Cluster, name: string): Promise<v
   }
 }
 
-function httpGet(url: string): Promise<{ status: number; body: string }> {
-  return new Promise((resolve, reject) => {
-    const req = httpRequest(url, { timeout: 2000 }, (res) => {
-      let body = '';
-      res.setEncoding('utf8').on('data', (chunk: string) => (body += chunk));
-      res.on('end', () => {
-        resolve({ status: res.statusCode ?? 0, body });
-      });
-    });
-    req.on('timeout', () => req.destroy(new Error(`GET ${url} timed out`)));
-    req.on('error', reject);
-    req.end();
-  });
-}
-
 async function httpGetStatus(url: string): Promise<number> {
-  return (await httpGet(url)).status;
+  return (await httpGet(url, { timeoutMs: 2000 })).status;
 }
 
 async function httpGetJson(url: string): Promise<Record<string, unknown>> {
-  const { body } = await httpGet(url);
+  const { body } = await httpGet(url, { timeoutMs: 2000 });
   return JSON.parse(body) as Record<string, unknown>;
 }

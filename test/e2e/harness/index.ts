@@ -16,9 +16,10 @@ export {
   type ServeOptions,
 } from './guard.js';
 export { useGuardedCluster, type GuardedCluster } from './setup.js';
-export { createKmsAdmin, type KmsAdmin } from './kms.js';
+export { createKmsAdmin, type KmsAdmin } from '../../../src/emulator/admin.js';
 export { controlPlaneBinaries, pinnedVersions, cliPath, REPO_ROOT } from './paths.js';
-export { waitFor, freePort, freePorts } from './processes.js';
+export { waitFor } from '../../helpers/eventually.js';
+export { freePort, freePorts } from '../../helpers/processes.js';
 export {
   shippedWebhookConfigurations,
   forLocalWebhook,

@@ -1,5 +1,5 @@
 import type { Cluster, KubectlResult } from './cluster.js';
-import { waitFor } from './processes.js';
+import { waitFor } from '../../helpers/eventually.js';
 
 export const KEY_ID_ANNOTATION = 'kms-secret-guard.io/key-id';
 export const KEY_VERSION_ANNOTATION = 'kms-secret-guard.io/key-version';

@@ -1,3 +1,7 @@
+/**
+ * Child processes of the tests, the e2e harness and the benchmarks: process groups with a
+ * reaper that outlives a crashed test, and free loopback ports.
+ */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, openSync, closeSync, readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
@@ -194,34 +198,5 @@ export async function freePorts(count: number): Promise<number[]> {
           }),
       ),
     );
-  }
-}
-
-/**
- * Polls check() until it returns a value other than undefined; bounded by timeoutMs.
- * The error names what was awaited and the last failure seen.
- */
-export async function waitFor<T>(
-  what: string,
-  check: () => Promise<T | undefined>,
-  options: { timeoutMs: number; intervalMs?: number; abortIf?: () => string | undefined },
-): Promise<T> {
-  const deadline = Date.now() + options.timeoutMs;
-  let lastError = '';
-  for (;;) {
-    const abort = options.abortIf?.();
-    if (abort !== undefined) throw new Error(`gave up waiting for ${what}: ${abort}`);
-    try {
-      const value = await check();
-      if (value !== undefined) return value;
-    } catch (error) {
-      lastError = error instanceof Error ? error.message : String(error);
-    }
-    if (Date.now() >= deadline) {
-      throw new Error(
-        `timed out after ${options.timeoutMs}ms waiting for ${what}${lastError === '' ? '' : ` (last error: ${lastError})`}`,
-      );
-    }
-    await sleep(options.intervalMs ?? 250);
   }
 }

@@ -10,15 +10,10 @@ import { startEmulator, type RunningEmulator } from '../../src/emulator/index.js
 import { monitorBackoff } from '../../src/kms/monitor.js';
 import { backoffDelayMs } from '../../src/time/retry.js';
 import type { MonitorSettings } from '../../src/config/settings.js';
-import { fixture, httpGet, type HttpResult } from '../helpers/server.js';
-import {
-  kubeApiserverProblems,
-  sleep,
-  startStack,
-  timedCall,
-  waitFor,
-  type Stack,
-} from '../helpers/reliability.js';
+import { fixture } from '../helpers/server.js';
+import { kubeApiserverProblems, startStack, type Stack } from '../helpers/reliability.js';
+import { httpGet, type HttpResult, httpsCall } from '../helpers/http.js';
+import { sleep, eventually } from '../helpers/eventually.js';
 
 const REFRESH_MS = 200;
 const STALENESS_MS = 1_000;
@@ -65,7 +60,7 @@ async function admitFor(stack: Stack, durationMs: number): Promise<AdmissionLog>
       review.request.uid = `fault-${index}`;
       let answer: HttpResult;
       try {
-        answer = await timedCall(`${stack.server.admissionUrl}/${webhook}`, {
+        answer = await httpsCall(`${stack.server.admissionUrl}/${webhook}`, {
           ca: stack.certs.caCert,
           agent,
           body: JSON.stringify(review),
@@ -175,7 +170,7 @@ function checkStaleness(t: Test, samples: Sample[], faultAt: number, what: strin
 async function recovery(stack: Stack, clear: () => void | Promise<void>): Promise<number> {
   const clearedAt = Date.now();
   await clear();
-  const ok = await waitFor(
+  const ok = await eventually(
     () => {
       const snapshot = stack.monitor.snapshot();
       return (
@@ -184,7 +179,7 @@ async function recovery(stack: Stack, clear: () => void | Promise<void>): Promis
         snapshot.lastSuccessAt.getTime() >= clearedAt
       );
     },
-    { timeoutMs: 10_000, stepMs: 10 },
+    { timeoutMs: 10_000, intervalMs: 10 },
   );
   return ok ? Date.now() - clearedAt : Number.POSITIVE_INFINITY;
 }
@@ -293,7 +288,7 @@ t.test('KMS fault: a 5xx burst shorter than max staleness changes nothing', asyn
     `the key stayed usable through the burst (${samples.length} samples)`,
   );
   const burstEnded = Date.now();
-  const recovered = await waitFor(
+  const recovered = await eventually(
     () => (stack.monitor.snapshot().lastSuccessAt?.getTime() ?? 0) >= burstEnded,
     { timeoutMs: 5_000 },
   );
@@ -308,9 +303,9 @@ t.test('KMS fault: denied credentials (Forbidden.NoPermission)', async (t) => {
   });
   const deniedAt = Date.now();
   stack.emulator.faults.denyAccessKey(stack.emulator.accessKeyId);
-  const unusable = await waitFor(() => stack.monitor.snapshot().reason === 'NoPermission', {
+  const unusable = await eventually(() => stack.monitor.snapshot().reason === 'NoPermission', {
     timeoutMs: 5_000,
-    stepMs: 10,
+    intervalMs: 10,
   });
   t.ok(unusable, 'the lost permission is seen as NoPermission (a definitive state, not unknown)');
   t.ok(
@@ -318,7 +313,7 @@ t.test('KMS fault: denied credentials (Forbidden.NoPermission)', async (t) => {
     'within one refresh interval (+ call + slack)',
   );
   const review = fixture('secret-update');
-  const answer = await timedCall(`${stack.server.admissionUrl}/validate`, {
+  const answer = await httpsCall(`${stack.server.admissionUrl}/validate`, {
     ca: stack.certs.caCert,
     body: JSON.stringify(review),
     timeoutMs: WEBHOOK_TIMEOUT_MS,
