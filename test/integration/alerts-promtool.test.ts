@@ -3,7 +3,7 @@
 // `promtool test rules` on test/promtool/*.test.yaml (every alert fires after its `for:`
 // with its labels and annotations, and stays silent on healthy series and on the boundary),
 // proof that those tests catch a broken rule, and `promtool check metrics` on a real
-// /metrics scrape of `serve` against the KMS emulator.
+// /metrics scrape of `serve` and of `kms-plugin` against the KMS emulator.
 import {
   copyFileSync,
   mkdirSync,
@@ -26,6 +26,7 @@ import { MANIFESTS, REPO_ROOT, only } from '../helpers/manifests.js';
 import { eventually } from '../helpers/eventually.js';
 import { httpGet, postReview } from '../helpers/http.js';
 import { LogCapture } from '../helpers/logs.js';
+import { startPluginUnderTest } from '../helpers/kms-plugin.js';
 import { fixture, makeCertDir, serveSettings } from '../helpers/server.js';
 import { runTool } from '../helpers/tools.js';
 
@@ -291,4 +292,23 @@ t.test('promtool check metrics: a real /metrics scrape of serve is clean', async
   );
   stop.abort('done');
   await running;
+});
+
+t.test('promtool check metrics: a real /metrics scrape of kms-plugin is clean', async (t) => {
+  const { emulator, keyId } = await withEmulator(t);
+  const { client, plugin } = await startPluginUnderTest(t, emulator, keyId);
+  // Every series family populated: Status, an Encrypt and its Decrypt, and a refused request.
+  await client.status();
+  const sealed = await client.encrypt(Buffer.from('a data key seed of 32 bytes.....'));
+  await client.decrypt(sealed.ciphertext, sealed.key_id);
+  await client.decrypt(Buffer.alloc(0), sealed.key_id).catch(() => undefined);
+
+  const scrape = await httpGet(`${plugin.healthUrl}/metrics`);
+  t.equal(scrape.status, 200, 'GET /metrics answers 200');
+  t.match(scrape.body, /Encrypt/, 'the scrape counts the Encrypt call');
+  const result = await runTool('promtool', ['check', 'metrics'], { input: scrape.body });
+  t.equal(result.code, 0, 'promtool check metrics succeeds on the plugin scrape', {
+    output: result.stdout + result.stderr,
+  });
+  t.equal((result.stdout + result.stderr).trim(), '', 'and reports no problem');
 });
