@@ -14,7 +14,7 @@ force=false
 
 log() { echo "promtool: $*" >&2; }
 
-cached=$(ls -d "$root"/.cache/promtool/*/promtool 2>/dev/null | sort -V | tail -1 || true)
+cached=$(find "$root/.cache/promtool" -mindepth 2 -maxdepth 2 -name promtool 2>/dev/null | sort -V | tail -1 || true)
 if ! $force && [ -n "$cached" ] && [ -x "$cached" ]; then
   echo "$cached"
   exit 0
