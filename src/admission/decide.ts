@@ -3,7 +3,7 @@ import { displayKeyId } from '../kms/key-id.js';
 import { keyStateName } from '../kms/key-state.js';
 import type { KeySnapshot, UnusableReason } from '../kms/types.js';
 import {
-  denialMessage,
+  unusableMessage,
   isUnusableReason,
   UNKNOWN_WORDING,
   unknownDenialMessage,
@@ -48,11 +48,6 @@ function keyAudit(
     'key-reason': snapshot.reason,
     decision,
   };
-}
-
-/** The denial message: key id, state, consequence and remedy, for the person running kubectl. */
-export function unusableMessage(snapshot: KeySnapshot, reason: UnusableReason): string {
-  return denialMessage(reason, displayKeyId(snapshot), snapshot.key ?? {});
 }
 
 function unusableReason(snapshot: KeySnapshot): UnusableReason {

@@ -309,6 +309,22 @@ function createLookupLogger(log: Logger): (entry: LookupLogEntry) => void {
   };
 }
 
+/**
+ * True from the moment the first lookup finished, either way (a failed first lookup counts:
+ * readiness must not depend on the key being usable, or an unready webhook trips the API
+ * server's failurePolicy for every Secret write).
+ */
+export function firstLookupFinished(
+  monitor: KeySnapshotSource & { readonly firstLookup?: Promise<void> },
+): () => boolean {
+  let finished = false;
+  const markFinished = (): void => {
+    finished = true;
+  };
+  void monitor.firstLookup?.then(markFinished, markFinished);
+  return () => finished || monitor.snapshot().firstLookupDone;
+}
+
 /** Stops the monitor, waiting for its in-flight KMS call at most `capMs` (shutdown must not hang). */
 export async function stopMonitorWithin(monitor: KeyMonitor, capMs: number): Promise<void> {
   let timer: ReturnType<typeof setTimeout> | undefined;

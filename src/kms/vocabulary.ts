@@ -5,6 +5,8 @@
  * about the key's state is written here, so the texts cannot drift apart. Pure text, no I/O.
  */
 import { formatRfc3339 } from './dates.js';
+import { displayKeyId } from './key-id.js';
+import type { KeySnapshot } from './types.js';
 
 /** Why a key cannot be used for envelope encryption right now. */
 export const UNUSABLE_REASONS = [
@@ -151,6 +153,11 @@ export function explainReason(reason: KeyReason, keyId: string): string {
 /** /validate's denial of a Secret write while the key is unusable. */
 export function denialMessage(reason: UnusableReason, keyId: string, dates: KeyDates): string {
   return `${BLOCKED}: ${UNUSABLE_WORDING[reason].denial(keyId, dates)}`;
+}
+
+/** The denial for this snapshot: what /validate answers and what kms-plugin's Status says. */
+export function unusableMessage(snapshot: KeySnapshot, reason: UnusableReason): string {
+  return denialMessage(reason, displayKeyId(snapshot), snapshot.key ?? {});
 }
 
 /** /validate's denial while the key's state is unknown and the guard runs with --on-unknown deny. */

@@ -11,7 +11,12 @@ import {
   type KmsClient,
   type KmsCryptoApi,
 } from '../kms/client.js';
-import { createKeyMonitor, stopMonitorWithin, type KeyMonitor } from '../kms/monitor.js';
+import {
+  createKeyMonitor,
+  firstLookupFinished,
+  stopMonitorWithin,
+  type KeyMonitor,
+} from '../kms/monitor.js';
 import type { Logger } from '../logging/logger.js';
 import { buildHealthApp, type Readiness } from '../server/health.js';
 import { createMetrics } from '../server/metrics.js';
@@ -48,16 +53,12 @@ function readinessOf(
   monitor: KeyMonitor,
   server: () => RunningPluginServer | undefined,
 ): () => Readiness {
-  let firstLookupDone = false;
-  const markLookedUp = (): void => {
-    firstLookupDone = true;
-  };
-  void monitor.firstLookup.then(markLookedUp, markLookedUp);
+  const lookedUp = firstLookupFinished(monitor);
   return () => {
     const running = server();
     if (running === undefined) return { ready: false, reason: 'socket not bound yet' };
     if (running.closing()) return { ready: false, reason: 'shutting down' };
-    if (!firstLookupDone) return { ready: false, reason: 'waiting for the first KMS key lookup' };
+    if (!lookedUp()) return { ready: false, reason: 'waiting for the first KMS key lookup' };
     return { ready: true, reason: 'serving' };
   };
 }

@@ -2,17 +2,12 @@
  * What Status answers for a key snapshot: no KMS call, only the monitor's memory (kube-apiserver
  * polls Status every 10–60 s per replica, plus its health checks). Pure.
  */
-import { displayKeyId } from '../kms/key-id.js';
-import { denialMessage } from '../kms/vocabulary.js';
+// The same words as the guard's denial, so the API server's log and kubectl agree.
+import { unusableMessage } from '../kms/vocabulary.js';
 import { formatDuration } from '../config/duration.js';
 import type { KeySnapshot, UnusableReason } from '../kms/types.js';
 import { PluginError, type PluginErrorCode } from './errors.js';
 import { formatKeyId } from './key-id.js';
-
-/** The same words as the guard's denial, so an API server log and kubectl agree. */
-function unusableMessage(snapshot: KeySnapshot, reason: UnusableReason): string {
-  return denialMessage(reason, displayKeyId(snapshot), snapshot.key ?? {});
-}
 
 /** The KMS plugin API version this plugin speaks (`apiVersion: v2` in EncryptionConfiguration). */
 export const KMS_API_VERSION = 'v2';

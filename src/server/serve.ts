@@ -1,6 +1,7 @@
 import type { ServerOptions as HttpsServerOptions } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { ServeSettings } from '../config/settings.js';
+import { firstLookupFinished } from '../kms/monitor.js';
 import type { KeySnapshotSource } from '../kms/types.js';
 import type { Logger } from '../logging/logger.js';
 import { buildAdmissionApp, type AdmissionApp } from './app.js';
@@ -58,18 +59,11 @@ interface ReadinessState {
 }
 
 function readinessOf(monitor: MonitorLike, state: ReadinessState): () => Readiness {
-  let firstLookupDone = false;
-  const markLookedUp = (): void => {
-    firstLookupDone = true;
-  };
-  // "Finished, either way": a failed first lookup also makes the webhook ready.
-  void monitor.firstLookup?.then(markLookedUp, markLookedUp);
+  const lookedUp = firstLookupFinished(monitor);
   return () => {
     if (state.shuttingDown) return { ready: false, reason: 'shutting down' };
     if (!state.tlsLoaded) return { ready: false, reason: 'TLS listener not started yet' };
-    if (!firstLookupDone && !monitor.snapshot().firstLookupDone) {
-      return { ready: false, reason: 'waiting for the first KMS key lookup' };
-    }
+    if (!lookedUp()) return { ready: false, reason: 'waiting for the first KMS key lookup' };
     return { ready: true, reason: 'serving' };
   };
 }

@@ -1,5 +1,5 @@
 import t from 'tap';
-import { unusableMessage } from '../../src/admission/decide.js';
+import { unusableMessage } from '../../src/kms/vocabulary.js';
 import { PluginError } from '../../src/plugin/errors.js';
 import { formatKeyId, matchKeyId, parseKeyId } from '../../src/plugin/key-id.js';
 import { checkCiphertext, checkPlaintext, MAX_PLAINTEXT_BYTES } from '../../src/plugin/limits.js';
