@@ -35,6 +35,7 @@ export {
   decodeEncryptedObject,
   decodeKmsV2Value,
   etcdGet,
+  etcdRange,
   secretKey,
   type EncryptedObject,
   type KmsV2Envelope,
