@@ -4,11 +4,38 @@ import { unreachableKubeconfig } from '../helpers/reencrypt.js';
 import type { CliContext } from '../../src/cli/context.js';
 import { runCli } from '../../src/cli/program.js';
 import { startEmulator } from '../../src/emulator/index.js';
+import { emulatorKmsFlags } from '../helpers/emulator.js';
 
 /** `reencrypt` reads its target key through the real SDK from the emulator, as check does. */
 
 // Nothing listens at its API server: the run is stopped as soon as the key was read.
 const { dir, kubeconfigPath } = unreachableKubeconfig(t, 'ksg-reencrypt-kms-');
+
+/** A CLI context with the emulator's credentials; stderr goes to `onStderr`. */
+function emulatorContext(
+  emulator: Awaited<ReturnType<typeof startEmulator>>,
+  stop: AbortController,
+  onStderr: (text: string) => void,
+): CliContext {
+  const sink = (append: (text: string) => void): Writable =>
+    new Writable({
+      write(chunk: Buffer, _encoding, done) {
+        append(chunk.toString());
+        done();
+      },
+    });
+  return {
+    env: {
+      HOME: dir,
+      ALIBABA_CLOUD_ACCESS_KEY_ID: emulator.accessKeyId,
+      ALIBABA_CLOUD_ACCESS_KEY_SECRET: emulator.accessKeySecret,
+    },
+    stdout: sink(() => undefined),
+    stderr: sink(onStderr),
+    stopSignal: stop.signal,
+    exitCode: 0,
+  };
+}
 
 t.test(
   'an ARN key id is reduced to the key id before DescribeKey, as the monitor does',
@@ -20,28 +47,11 @@ t.test(
     const arn = `acs:kms:${emulator.regionId}:9999999999999999:key/${keyId}`;
     const stop = new AbortController();
     let stderr = '';
-    const sink = (append: (text: string) => void): Writable =>
-      new Writable({
-        write(chunk: Buffer, _encoding, done) {
-          append(chunk.toString());
-          done();
-        },
-      });
-    const ctx: CliContext = {
-      env: {
-        HOME: dir,
-        ALIBABA_CLOUD_ACCESS_KEY_ID: emulator.accessKeyId,
-        ALIBABA_CLOUD_ACCESS_KEY_SECRET: emulator.accessKeySecret,
-      },
-      stdout: sink(() => undefined),
-      stderr: sink((text) => {
-        stderr += text;
-        // The key was accepted: stop before the sweep retries the unreachable cluster.
-        if (text.includes('primary version')) stop.abort('test');
-      }),
-      stopSignal: stop.signal,
-      exitCode: 0,
-    };
+    const ctx = emulatorContext(emulator, stop, (text) => {
+      stderr += text;
+      // The key was accepted: stop before the sweep retries the unreachable cluster.
+      if (text.includes('primary version')) stop.abort('test');
+    });
     await runCli(
       [
         'reencrypt',
@@ -60,5 +70,53 @@ t.test(
     t.match(stderr, new RegExp(`key ${keyId} primary version \\S+`), 'the ARN key was accepted');
     t.notMatch(stderr, /cannot read KMS key/, 'no lookup failure');
     t.equal(emulator.requestCount('DescribeKey'), 1, 'one DescribeKey');
+  },
+);
+
+t.test(
+  'right after a rotation a real run waits for the settle time, with progress; SIGTERM ends the wait and nothing is changed',
+  async (t) => {
+    // A key just created: its rotation time (CreationDate) is now.
+    const emulator = await startEmulator({ keys: [''] });
+    t.teardown(() => emulator.close());
+    const keyId = emulator.keyIds[0] ?? '';
+    const stop = new AbortController();
+    let stderr = '';
+    const ctx = emulatorContext(emulator, stop, (text) => {
+      stderr += text;
+      // The first progress line of the wait: stop as SIGTERM would.
+      if (stderr.includes('left')) stop.abort('SIGTERM');
+    });
+    const code = await runCli(
+      [
+        'reencrypt',
+        ...emulatorKmsFlags(emulator, keyId),
+        '--kubeconfig',
+        kubeconfigPath,
+        '--rotation-settle',
+        '10m',
+        '--progress-interval',
+        '50ms',
+      ],
+      ctx,
+    );
+    const waited =
+      /waiting (\S+) until the rotation has settled \(\S+Z: rotation time \+ --rotation-settle 10m\)/.exec(
+        stderr,
+      );
+    t.ok(waited, 'it says how long it waits and until when');
+    t.equal(waited?.[1], '10m', 'never longer than the settle time');
+    t.match(
+      stderr,
+      /waiting for the rotation to settle: \S+ left/,
+      'a progress line while waiting',
+    );
+    t.equal(code, 1, 'stopped while waiting: exit 1');
+    t.match(
+      stderr,
+      /interrupted while waiting for the rotation to settle; nothing was changed/,
+      'says nothing was changed',
+    );
+    t.notMatch(stderr, /cannot|failed/, 'no request to the (unreachable) cluster was attempted');
   },
 );
