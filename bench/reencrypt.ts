@@ -95,6 +95,9 @@ async function main(): Promise<void> {
             '--json',
             '--progress-interval',
             '1h',
+            // The key rotated seconds ago: measure the sweep, not the settle wait.
+            '--rotation-settle',
+            '1ms',
             ...args,
           ],
           {

@@ -8,6 +8,12 @@ export const KEY_ID_ANNOTATION = 'kms-secret-guard.io/key-id';
 export const KEY_VERSION_ANNOTATION = 'kms-secret-guard.io/key-version';
 /** The name the ACK documentation uses. */
 export const ROTATION_TIME_ANNOTATION = 'encryption-key-rotation-time';
+/**
+ * Set by `reencrypt` on every Secret it rewrites (RFC 3339 UTC, milliseconds), so its patch
+ * always changes the stored object: the API server skips a no-op write, which would leave the
+ * envelope where it was. /mutate never sets or removes it.
+ */
+export const REENCRYPTED_AT_ANNOTATION = 'kms-secret-guard.io/reencrypted-at';
 
 /** RFC 3339 UTC with seconds precision, e.g. 2026-11-28T09:00:00Z (the ACK annotation's format). */
 export const formatRotationTime: (date: Date) => string = formatRfc3339;

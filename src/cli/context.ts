@@ -89,6 +89,8 @@ const DESCRIPTIONS: Record<SettingName, string> = {
   onUnknown: 'allow (with a warning) or deny Secret writes while the key state is unknown',
   mode: 'enforce (deny while the key is unusable) or warn (allow with a warning)',
   logLevel: 'fatal, error, warn, info, debug, trace or silent',
+  rotationSettle:
+    'after a rotation, how long the API server may still encrypt under the previous version (plugin refresh 30s + Status poll ~60s + 3m seed fallback, rounded up); Secrets last written before rotation time + this are rewritten, and a run waits until then before its first patch',
 };
 
 const PLACEHOLDERS: Record<SettingName, string> = {
@@ -106,4 +108,5 @@ const PLACEHOLDERS: Record<SettingName, string> = {
   onUnknown: 'allow|deny',
   mode: 'enforce|warn',
   logLevel: 'level',
+  rotationSettle: 'duration',
 };

@@ -30,6 +30,7 @@ export const SETTINGS = {
   onUnknown: { flag: '--on-unknown', env: 'ON_UNKNOWN', default: 'allow' },
   mode: { flag: '--mode', env: 'GUARD_MODE', default: 'enforce' },
   logLevel: { flag: '--log-level', env: 'LOG_LEVEL', default: 'info' },
+  rotationSettle: { flag: '--rotation-settle', env: 'ROTATION_SETTLE', default: '5m' },
 } as const satisfies Record<string, SettingSpec>;
 
 export type SettingName = keyof typeof SETTINGS;
@@ -185,6 +186,11 @@ export function parseMonitorSettings(raw: RawSettings): MonitorSettings {
     );
   }
   return { refreshIntervalMs, maxStalenessMs };
+}
+
+/** `reencrypt`: after a rotation, how long the API server may still write under the old version. */
+export function parseRotationSettle(raw: RawSettings): number {
+  return duration(raw, 'rotationSettle');
 }
 
 export function parseLogLevel(raw: RawSettings): LogLevel {

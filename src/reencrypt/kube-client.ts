@@ -4,7 +4,7 @@ import { StringDecoder } from 'node:string_decoder';
 import type { KubeConfig } from '@kubernetes/client-node';
 import { foregroundClock, type Clock } from '../time/clock.js';
 import { DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_REQUEST_DEADLINE_MS } from './limits.js';
-import { STAMP_ANNOTATIONS } from './plan.js';
+import { STAMP_ANNOTATIONS, type WrittenSecret } from './plan.js';
 import { failureKindOfStatus, parseRetryAfter, type FailureKind } from './retry.js';
 
 /**
@@ -25,7 +25,7 @@ export interface SecretRef {
   readonly name: string;
 }
 
-export interface SecretMetadata extends SecretRef {
+export interface SecretMetadata extends SecretRef, WrittenSecret {
   readonly resourceVersion: string;
   /** Only the stamp annotations: others (e.g. kubectl's last-applied-configuration, which
    * can hold a copy of the data) are dropped as soon as the page is parsed. */
@@ -331,6 +331,8 @@ interface MetadataBody {
     readonly namespace?: unknown;
     readonly resourceVersion?: unknown;
     readonly annotations?: unknown;
+    readonly creationTimestamp?: unknown;
+    readonly managedFields?: unknown;
   };
 }
 
@@ -597,13 +599,37 @@ function toMetadata(item: MetadataBody, fallbackNamespace: string | undefined): 
       if (typeof value === 'string') annotations[name] = value;
     }
   }
+  const lastWrittenAt = lastWrittenOf(metadata.managedFields, metadata.creationTimestamp);
   return {
     namespace:
       typeof metadata.namespace === 'string' ? metadata.namespace : (fallbackNamespace ?? ''),
     name: typeof metadata.name === 'string' ? metadata.name : '',
     resourceVersion: typeof metadata.resourceVersion === 'string' ? metadata.resourceVersion : '',
     annotations,
+    ...(lastWrittenAt !== undefined && { lastWrittenAt }),
   };
+}
+
+/**
+ * When the Secret was last written: the latest `managedFields[].time` (the API server sets
+ * it on every write that changes the object), else `creationTimestamp`; undefined when
+ * neither is a readable time. Only the number is kept, never the field sets.
+ */
+function lastWrittenOf(managedFields: unknown, creationTimestamp: unknown): number | undefined {
+  let latest: number | undefined;
+  if (Array.isArray(managedFields)) {
+    for (const entry of managedFields as readonly unknown[]) {
+      const time = timeOf((entry as { time?: unknown } | null)?.time);
+      if (time !== undefined && (latest === undefined || time > latest)) latest = time;
+    }
+  }
+  return latest ?? timeOf(creationTimestamp);
+}
+
+function timeOf(value: unknown): number | undefined {
+  if (typeof value !== 'string') return undefined;
+  const parsed = Date.parse(value);
+  return Number.isFinite(parsed) ? parsed : undefined;
 }
 
 function parseJson(text: string): unknown {

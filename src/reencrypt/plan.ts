@@ -6,12 +6,27 @@
 import {
   KEY_ID_ANNOTATION,
   KEY_VERSION_ANNOTATION,
+  REENCRYPTED_AT_ANNOTATION,
   ROTATION_TIME_ANNOTATION,
   formatRotationTime,
 } from '../admission/annotations.js';
 
 // One definition of the stamp, shared with the mutating webhook.
-export { KEY_ID_ANNOTATION, KEY_VERSION_ANNOTATION, ROTATION_TIME_ANNOTATION, formatRotationTime };
+export {
+  KEY_ID_ANNOTATION,
+  KEY_VERSION_ANNOTATION,
+  REENCRYPTED_AT_ANNOTATION,
+  ROTATION_TIME_ANNOTATION,
+  formatRotationTime,
+};
+
+/**
+ * How long after a rotation kube-apiserver may still encrypt new writes under the previous
+ * key version: the plugin's refresh interval (30 s) + the API server's Status poll (about
+ * 60 s) + its fallback to the previous seed for 3 minutes when a re-seed fails = 4.5 min,
+ * rounded up.
+ */
+export const DEFAULT_ROTATION_SETTLE_MS = 5 * 60_000;
 
 /** The only annotations the sweep keeps from a Secret's metadata (others may be large or sensitive). */
 export const STAMP_ANNOTATIONS = [
@@ -29,12 +44,30 @@ export interface TargetKey {
   readonly rotationTime: Date;
 }
 
+/** The key to end up under, and how long after its rotation old-version writes may happen. */
+export interface StalenessRule {
+  readonly target: TargetKey;
+  readonly settleMs: number;
+}
+
 /** What the sweep decided about one Secret. */
 export type SecretState =
   | { readonly kind: 'current' }
   | { readonly kind: 'unstamped' }
   /** Stamped with another version (or by another key): rewrite it. */
-  | { readonly kind: 'older'; readonly version: string };
+  | { readonly kind: 'older'; readonly version: string }
+  /**
+   * Stamped with the target version, but last written before the rotation settled (or at an
+   * unknown time): its envelope may still be under the previous version. Rewrite it.
+   */
+  | { readonly kind: 'beforeSettle' };
+
+/** What the sweep knows of one Secret: its stamp and when it was last written. */
+export interface WrittenSecret {
+  readonly annotations: Readonly<Record<string, string>>;
+  /** Latest managedFields time, else creationTimestamp (ms, whole seconds); undefined: unknown. */
+  readonly lastWrittenAt?: number | undefined;
+}
 
 export function stampFor(target: TargetKey): Record<string, string> {
   return {
@@ -44,17 +77,51 @@ export function stampFor(target: TargetKey): Record<string, string> {
   };
 }
 
-export function classifySecret(
-  annotations: Readonly<Record<string, string>>,
-  target: TargetKey,
-): SecretState {
+/** The stamp plus the time of this rewrite: the patch always changes the stored object. */
+export function rewritePatchFor(
+  stamp: Readonly<Record<string, string>>,
+  now: number,
+): Record<string, string> {
+  return { ...stamp, [REENCRYPTED_AT_ANNOTATION]: new Date(now).toISOString() };
+}
+
+/**
+ * From this instant (ms) every write is under the target version: the rotation time (whole
+ * seconds, as KMS and managedFields report times) plus the settle time.
+ */
+export function settledAt(rule: StalenessRule): number {
+  return Math.floor(rule.target.rotationTime.getTime() / 1000) * 1000 + rule.settleMs;
+}
+
+/**
+ * Stale: no stamp, another version or key, or written at or before `settledAt` (times are
+ * whole seconds, so a write in the boundary second counts as before it). Over-rewriting is
+ * harmless; under-rewriting would leave a Secret under a version about to be retired.
+ */
+export function classifySecret(secret: WrittenSecret, rule: StalenessRule): SecretState {
+  const { annotations, lastWrittenAt } = secret;
   const version = annotations[KEY_VERSION_ANNOTATION];
   if (version === undefined || version === '') return { kind: 'unstamped' };
   const keyId = annotations[KEY_ID_ANNOTATION];
   // A stamp from another key (e.g. the cluster moved to a new CMK) is as stale as an old version.
-  const otherKey = keyId !== undefined && keyId !== '' && keyId !== target.keyId;
-  if (version === target.primaryKeyVersion && !otherKey) return { kind: 'current' };
-  return { kind: 'older', version: otherKey ? `${keyId}/${version}` : version };
+  const otherKey = keyId !== undefined && keyId !== '' && keyId !== rule.target.keyId;
+  if (version !== rule.target.primaryKeyVersion || otherKey) {
+    return { kind: 'older', version: otherKey ? `${keyId}/${version}` : version };
+  }
+  if (lastWrittenAt === undefined || lastWrittenAt <= settledAt(rule)) {
+    return { kind: 'beforeSettle' };
+  }
+  return { kind: 'current' };
+}
+
+/**
+ * How long a run that rewrites must wait before its first patch (0: not at all): until the
+ * first whole second after `settledAt`, so its own writes count as settled. Never longer than
+ * the settle time, whatever the clocks say.
+ */
+export function settleWaitMs(rule: StalenessRule, now: number): number {
+  const wait = settledAt(rule) + 1000 - now;
+  return Math.max(0, Math.min(wait, rule.settleMs));
 }
 
 export function isStale(state: SecretState): boolean {
@@ -65,6 +132,8 @@ export function isStale(state: SecretState): boolean {
 export interface VersionCounts {
   readonly current: number;
   readonly unstamped: number;
+  /** Stamped current but last written before the rotation settled. */
+  readonly beforeSettle: number;
   /** Older version → number of Secrets stamped with it. */
   readonly older: Readonly<Record<string, number>>;
 }
@@ -76,18 +145,20 @@ export interface VersionCounts {
 export class VersionTally {
   #current = 0;
   #unstamped = 0;
+  #beforeSettle = 0;
   readonly #older = new Map<string, number>();
 
   add(state: SecretState): void {
     if (state.kind === 'current') this.#current += 1;
     else if (state.kind === 'unstamped') this.#unstamped += 1;
+    else if (state.kind === 'beforeSettle') this.#beforeSettle += 1;
     else this.#older.set(state.version, (this.#older.get(state.version) ?? 0) + 1);
   }
 
   get stale(): number {
     let older = 0;
     for (const count of this.#older.values()) older += count;
-    return this.#unstamped + older;
+    return this.#unstamped + this.#beforeSettle + older;
   }
 
   counts(): VersionCounts {
@@ -97,7 +168,12 @@ export class VersionTally {
     )) {
       older[version] = count;
     }
-    return { current: this.#current, unstamped: this.#unstamped, older };
+    return {
+      current: this.#current,
+      unstamped: this.#unstamped,
+      beforeSettle: this.#beforeSettle,
+      older,
+    };
   }
 }
 

@@ -1,6 +1,6 @@
 import { retry } from '../time/retry.js';
 import type { SecretMetadata, SecretMetadataClient } from './kube-client.js';
-import { classifySecret, isStale, type TargetKey } from './plan.js';
+import { classifySecret, isStale, rewritePatchFor, type StalenessRule } from './plan.js';
 import {
   asKubeFailure,
   fatalMessage,
@@ -18,9 +18,8 @@ export type RewriteOutcome =
   /** `message`: why this Secret failed; `fatal`: why the whole sweep must stop. */
   | { readonly kind: 'failed'; readonly message?: string; readonly fatal?: string };
 
-export interface RewriteContext extends RequestPacing {
+export interface RewriteContext extends RequestPacing, StalenessRule {
   readonly client: SecretMetadataClient;
-  readonly target: TargetKey;
   /** The annotations that mark a Secret as written under the target key version. */
   readonly stamp: Readonly<Record<string, string>>;
 }
@@ -30,7 +29,9 @@ const SKIPPED: RewriteOutcome = { kind: 'skipped' };
 const INTERRUPTED: RewriteOutcome = { kind: 'interrupted' };
 
 /**
- * Rewrites one listed Secret: a conditional patch of the stamp annotations, retried on
+ * Rewrites one listed Secret: a conditional patch of the stamp annotations and
+ * REENCRYPTED_AT_ANNOTATION (so the object always changes and the API server writes it
+ * under its current seed), retried on
  * transient failures; on a conflict it re-reads the Secret first (it may be current already,
  * e.g. stamped by the mutating webhook, or gone). Never throws.
  */
@@ -51,7 +52,8 @@ export async function rewriteSecret(
         await throttle(ctx);
         // Not sent yet: leave it for the next run rather than start new work after a stop.
         if (interrupted()) return INTERRUPTED;
-        await ctx.client.patchAnnotations(listed, resourceVersion, ctx.stamp);
+        const patch = rewritePatchFor(ctx.stamp, ctx.clock.now());
+        await ctx.client.patchAnnotations(listed, resourceVersion, patch);
         return REWRITTEN;
       },
       {
@@ -97,7 +99,7 @@ async function rereadIfStale(
   try {
     const latest = await withRetries(ctx, () => ctx.client.get(listed));
     if (latest === undefined) return { outcome: SKIPPED };
-    if (!isStale(classifySecret(latest.annotations, ctx.target))) return { outcome: SKIPPED };
+    if (!isStale(classifySecret(latest, ctx))) return { outcome: SKIPPED };
     return { resourceVersion: latest.resourceVersion };
   } catch (readError) {
     const failure = asKubeFailure(readError);

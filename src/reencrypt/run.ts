@@ -6,11 +6,18 @@ import { createKmsClient, staticCredentialFromEnv } from '../kms/client.js';
 import { requestKeyId } from '../kms/key-id.js';
 import { isCredentialProblem, keyVerdictOf, toKmsError } from '../kms/errors.js';
 import { explainReason } from '../kms/vocabulary.js';
-import { foregroundClock, type Clock } from '../time/clock.js';
+import { foregroundClock, sleep, type Clock } from '../time/clock.js';
+import { formatDuration } from '../config/duration.js';
 import { backoffDelayMs, retry } from '../time/retry.js';
 import { createSecretMetadataClient, type ListScope } from './kube-client.js';
 import { resolveKubeconfig } from './kubeconfig.js';
-import type { TargetKey } from './plan.js';
+import {
+  formatRotationTime,
+  settleWaitMs,
+  settledAt,
+  type StalenessRule,
+  type TargetKey,
+} from './plan.js';
 import { createTokenBucket } from './rate-limit.js';
 import { DEFAULT_BACKOFF } from './retry.js';
 import { progressLine, summaryJson, summaryText, sweepExitCode } from './summary.js';
@@ -39,6 +46,8 @@ export interface ReencryptRequest {
   readonly context: string | undefined;
   readonly scope: ListScope;
   readonly dryRun: boolean;
+  /** After the rotation, how long the API server may still write under the old version. */
+  readonly settleMs: number;
   readonly concurrency: number;
   readonly qps: number;
   readonly pageSize: number;
@@ -91,6 +100,12 @@ export async function runReencrypt(ctx: ReencryptIo, request: ReencryptRequest):
     `${request.dryRun ? 'dry run: ' : ''}key ${target.keyId} primary version ${target.primaryKeyVersion}; cluster ${cluster.server} (${cluster.source}); ${scopeText(scope)}`,
   );
 
+  const rule: StalenessRule = { target, settleMs: request.settleMs };
+  if (!request.dryRun && !(await waitForSettle(ctx, rule, request.progressIntervalMs, say))) {
+    say('interrupted while waiting for the rotation to settle; nothing was changed.');
+    return 1;
+  }
+
   const client = createSecretMetadataClient({
     kubeConfig: cluster.kubeConfig,
     userAgent: request.userAgent,
@@ -103,6 +118,7 @@ export async function runReencrypt(ctx: ReencryptIo, request: ReencryptRequest):
     const summary = await runSweep({
       client,
       target,
+      settleMs: request.settleMs,
       scope,
       dryRun: request.dryRun,
       pageSize: request.pageSize,
@@ -125,6 +141,37 @@ export async function runReencrypt(ctx: ReencryptIo, request: ReencryptRequest):
     progress.stop();
     client.close();
   }
+}
+
+/**
+ * Before the first patch: wait until the rotation has settled (at most the settle time), as
+ * a rewrite earlier could land under the API server's previous seed and stay there. One line
+ * when the wait starts and one every progress interval. False when stopped while waiting.
+ */
+async function waitForSettle(
+  ctx: ReencryptIo,
+  rule: StalenessRule,
+  intervalMs: number,
+  say: (line: string) => void,
+): Promise<boolean> {
+  const clock = ctx.clock ?? foregroundClock;
+  const until = clock.now() + settleWaitMs(rule, clock.now());
+  const settled = formatRotationTime(new Date(settledAt(rule)));
+  const seconds = (ms: number): string => formatDuration(Math.ceil(ms / 1000) * 1000);
+  // A function: the signal changes while the wait sleeps.
+  const stopped = (): boolean => ctx.stopSignal.aborted;
+  let left = until - clock.now();
+  if (left > 0) {
+    say(
+      `waiting ${seconds(left)} until the rotation has settled (${settled}: rotation time + --rotation-settle ${formatDuration(rule.settleMs)}); a rewrite before then could stay under the previous key version. SIGTERM stops the wait.`,
+    );
+  }
+  while (left > 0 && !stopped()) {
+    await sleep(clock, Math.min(left, intervalMs), ctx.stopSignal);
+    left = until - clock.now();
+    if (left > 0 && !stopped()) say(`waiting for the rotation to settle: ${seconds(left)} left`);
+  }
+  return !stopped();
 }
 
 /** Progress to the reporter; each failed Secret named on a line of its own. */

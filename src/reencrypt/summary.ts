@@ -29,8 +29,8 @@ export function summaryText(summary: SweepSummary): string {
       ? ''
       : ` (${olderEntries.map(([version, count]) => `${version}: ${count}`).join(', ')})`;
   const lines = [
-    `key ${summary.keyId}, primary version ${summary.primaryKeyVersion}, rotated ${summary.rotationTime}`,
-    `scanned ${summary.scanned} Secrets in ${summary.durationSeconds}s: ${byVersion.current} current, ${byVersion.unstamped} unstamped, ${olderTotal} under older versions${olderDetail}`,
+    `key ${summary.keyId}, primary version ${summary.primaryKeyVersion}, rotated ${summary.rotationTime}, settled ${summary.settledAt}`,
+    `scanned ${summary.scanned} Secrets in ${summary.durationSeconds}s: ${byVersion.current} current, ${byVersion.beforeSettle} stamped current but last written before the rotation settled, ${byVersion.unstamped} unstamped, ${olderTotal} under older versions${olderDetail}`,
   ];
   if (summary.dryRun) {
     lines.push(`dry run: ${summary.wouldRewrite} Secrets would be rewritten; nothing was changed.`);

@@ -2,9 +2,11 @@ import type { Clock } from '../time/clock.js';
 import type { ListScope, SecretMetadataClient } from './kube-client.js';
 import { createSecretLister, type ListStep } from './pages.js';
 import {
+  DEFAULT_ROTATION_SETTLE_MS,
   classifySecret,
   formatRotationTime,
   isStale,
+  settledAt,
   stampFor,
   type TargetKey,
   type VersionCounts,
@@ -28,6 +30,8 @@ export type { SweepObserver, SweepProgress } from './sweep-state.js';
 export interface SweepOptions {
   readonly client: SecretMetadataClient;
   readonly target: TargetKey;
+  /** After the rotation, how long old-version writes may happen (default 5 min). */
+  readonly settleMs?: number;
   readonly scope: ListScope;
   readonly dryRun: boolean;
   readonly pageSize: number;
@@ -51,6 +55,8 @@ export interface SweepSummary extends Omit<SweepProgress, 'estimatedTotal' | 'el
   readonly keyId: string;
   readonly primaryKeyVersion: string;
   readonly rotationTime: string;
+  /** rotationTime + the settle time: Secrets last written up to then are stale. */
+  readonly settledAt: string;
   /** Secrets under each key version as listed (before rewriting). */
   readonly byVersion: VersionCounts;
   /** Dry run: how many a real run would rewrite (= stale). */
@@ -78,7 +84,11 @@ export async function runSweep(options: SweepOptions): Promise<SweepSummary> {
     stopped,
   });
   const pool = new WorkerPool(options.concurrency);
-  const rewriting: RewriteContext = { ...options, stamp: stampFor(options.target) };
+  const rewriting: RewriteContext = {
+    ...options,
+    settleMs: options.settleMs ?? DEFAULT_ROTATION_SETTLE_MS,
+    stamp: stampFor(options.target),
+  };
   try {
     for (;;) {
       const step = await lister.next();
@@ -91,7 +101,7 @@ export async function runSweep(options: SweepOptions): Promise<SweepSummary> {
     await pool.drain();
   }
   state.report();
-  return summarize(options, state, lister.restarts);
+  return summarize(options, rewriting, state, lister.restarts);
 }
 
 interface PageContext {
@@ -111,7 +121,7 @@ async function handlePage(
   if (step.page.refused !== undefined) state.refuse(step.page.refused);
   for (const item of step.fresh) {
     if (stopped()) return false;
-    const secretState = classifySecret(item.annotations, options.target);
+    const secretState = classifySecret(item, rewriting);
     state.scan(secretState);
     if (!isStale(secretState) || options.dryRun) continue;
     await pool.whenFree();
@@ -132,7 +142,12 @@ async function handlePage(
   return true;
 }
 
-function summarize(options: SweepOptions, state: SweepState, listRestarts: number): SweepSummary {
+function summarize(
+  options: SweepOptions,
+  rewriting: RewriteContext,
+  state: SweepState,
+  listRestarts: number,
+): SweepSummary {
   const { target, dryRun } = options;
   const stale = state.tally.stale;
   return {
@@ -140,6 +155,7 @@ function summarize(options: SweepOptions, state: SweepState, listRestarts: numbe
     keyId: target.keyId,
     primaryKeyVersion: target.primaryKeyVersion,
     rotationTime: formatRotationTime(target.rotationTime),
+    settledAt: formatRotationTime(new Date(settledAt(rewriting))),
     scanned: state.scanned,
     stale,
     rewritten: state.rewritten,

@@ -56,6 +56,9 @@ t.test('reencrypt rewrites exactly the stale Secrets, never reading their data',
   const v1 = await kms.createKeyVersion();
   const v2 = await kms.createKeyVersion();
   t.equal((await kms.describeKey()).primaryKeyVersion, v2, 'the key rotated twice');
+  // This test is about stamps: with a 1 ms settle time a Secret is stale by the window only if
+  // written in the rotation's second, so the Secrets are created from the second after it.
+  await new Promise((resolve) => setTimeout(resolve, 2000));
 
   // Current, two older versions and unstamped, interleaved in every namespace.
   const kinds = ['current', 'v1', 'v0', 'unstamped'] as const;
@@ -123,6 +126,8 @@ t.test('reencrypt rewrites exactly the stale Secrets, never reading their data',
     emulator.endpoint,
     '--kms-protocol',
     'http',
+    '--rotation-settle',
+    '1ms',
   ];
   const env = {
     HOME: home,

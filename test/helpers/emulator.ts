@@ -77,3 +77,8 @@ export async function sdkError(call: Promise<unknown>): Promise<SdkError> {
   }
   throw new Error('expected the SDK call to fail, but it succeeded');
 }
+
+/** The CLI flags that point a command (check, reencrypt, kms-plugin …) at the emulator's key. */
+export function emulatorKmsFlags(emulator: { readonly endpoint: string }, keyId: string): string[] {
+  return ['--kms-key-id', keyId, '--kms-endpoint', emulator.endpoint, '--kms-protocol', 'http'];
+}

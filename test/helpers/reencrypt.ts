@@ -40,7 +40,12 @@ export function unreachableKubeconfig(
 interface StoredSecret {
   resourceVersion: number;
   annotations: Record<string, string>;
+  /** As the API server's managedFields time: whole seconds. */
+  lastWrittenAt: number;
 }
+
+/** Long after the rotation times the sweep tests use (+ the default settle time). */
+export const LATE_WRITE_TIME = Date.parse('2026-11-28T10:00:00Z');
 
 type Hook = (ref: SecretRef) => KubeApiError | undefined;
 
@@ -59,9 +64,17 @@ export class MemorySecrets implements SecretMetadataClient {
   beforeList: ((call: number, token: string | undefined) => KubeApiError | undefined) | undefined;
   /** Lets a test act between the listing and the patch (e.g. delete or re-stamp a Secret). */
   onPatchStart: ((ref: SecretRef) => void) | undefined;
+  /** The time each write records (the API server's clock). */
+  writeTime: () => number = () => LATE_WRITE_TIME;
+  /** Every patch's annotations, in order. */
+  readonly patchBodies: Readonly<Record<string, string>>[] = [];
 
   add(namespace: string, name: string, annotations: Record<string, string> = {}): void {
-    this.secrets.set(`${namespace}/${name}`, { resourceVersion: this.#version++, annotations });
+    this.secrets.set(`${namespace}/${name}`, {
+      resourceVersion: this.#version++,
+      annotations,
+      lastWrittenAt: this.#writtenNow(),
+    });
   }
 
   write(namespace: string, name: string, annotations: Record<string, string>): void {
@@ -69,6 +82,11 @@ export class MemorySecrets implements SecretMetadataClient {
     if (stored === undefined) throw new Error('no such secret');
     stored.annotations = { ...stored.annotations, ...annotations };
     stored.resourceVersion = this.#version++;
+    stored.lastWrittenAt = this.#writtenNow();
+  }
+
+  #writtenNow(): number {
+    return Math.floor(this.writeTime() / 1000) * 1000;
   }
 
   async listPage(
@@ -121,8 +139,10 @@ export class MemorySecrets implements SecretMetadataClient {
         throw new KubeApiError('conflict', 409, 'the object has been modified');
       }
       this.patches.push(key);
+      this.patchBodies.push({ ...annotations });
       stored.annotations = { ...stored.annotations, ...annotations };
       stored.resourceVersion = this.#version++;
+      stored.lastWrittenAt = this.#writtenNow();
       return this.#metadata(key);
     } finally {
       this.inFlight -= 1;
@@ -142,6 +162,7 @@ export class MemorySecrets implements SecretMetadataClient {
       name,
       resourceVersion: String(stored.resourceVersion),
       annotations: { ...stored.annotations },
+      lastWrittenAt: stored.lastWrittenAt,
     };
   }
 }

@@ -157,6 +157,9 @@ async function runReencrypt(extra: string[], limitMs = 90_000): Promise<CliRun> 
       '--kubeconfig',
       kubeconfigPath,
       '--json',
+      // The emulator's key was just created (its rotation time): no settle wait in these runs.
+      '--rotation-settle',
+      '1ms',
       ...extra,
     ],
     {

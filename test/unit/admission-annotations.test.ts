@@ -151,3 +151,17 @@ t.test('parseAdmissionReview refuses what cannot be answered', async (t) => {
     'a minimal review is accepted',
   );
 });
+
+t.test('the mutating webhook leaves reencrypt’s reencrypted-at annotation alone', async (t) => {
+  const annotations = { 'kms-secret-guard.io/reencrypted-at': '2026-11-28T09:06:00.001Z' };
+  const result = apply({ metadata: { annotations } });
+  t.equal(
+    result.metadata?.annotations?.['kms-secret-guard.io/reencrypted-at'],
+    '2026-11-28T09:06:00.001Z',
+    'kept as reencrypt wrote it',
+  );
+  t.notOk(
+    annotationPatch({ metadata: { annotations: { ...annotations, ...stamp } } }, stamp).length,
+    'a current stamp next to it needs no patch',
+  );
+});

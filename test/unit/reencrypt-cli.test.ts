@@ -33,6 +33,8 @@ t.test('--help lists the flags', async (t) => {
     '--kms-key-id',
     '--page-size',
     '--request-timeout',
+    '--rotation-settle',
+    'ROTATION_SETTLE',
   ]) {
     t.match(result.stdout, flag, `mentions ${flag}`);
   }
@@ -53,6 +55,10 @@ t.test('configuration mistakes exit 2 with one line naming the fix', async (t) =
     [
       [...kms, '--kubeconfig', kubeconfigPath, '--progress-interval', 'often'],
       /--progress-interval must be a positive duration/,
+    ],
+    [
+      [...kms, '--kubeconfig', kubeconfigPath, '--rotation-settle', 'soon'],
+      /--rotation-settle \/ ROTATION_SETTLE must be a positive duration/,
     ],
     [[...kms, '--kubeconfig', join(dir, 'missing')], /kubeconfig file .*missing .*does not exist/],
     [[...kms, '--kubeconfig', kubeconfigPath, '--context', 'prod'], /--context prod is not in/],
@@ -76,6 +82,16 @@ t.test('configuration mistakes exit 2 with one line naming the fix', async (t) =
     t.equal(result.code, 2, `exit 2 for ${argv.slice(-2).join(' ')}`);
     t.match(result.stderr, message, `message for ${argv.slice(-2).join(' ')}`);
   }
+});
+
+t.test('ROTATION_SETTLE is read from the environment, the flag wins', async (t) => {
+  const fromEnv = await run([...kms, '--kubeconfig', kubeconfigPath], { ROTATION_SETTLE: '0s' });
+  t.equal(fromEnv.code, 2, 'a bad ROTATION_SETTLE exits 2');
+  t.match(fromEnv.stderr, /ROTATION_SETTLE must be a positive duration/, 'names the variable');
+  const flagWins = await run([...kms, '--kubeconfig', kubeconfigPath, '--rotation-settle', 'x'], {
+    ROTATION_SETTLE: '5m',
+  });
+  t.match(flagWins.stderr, /got "x"/, 'the flag is the value checked');
 });
 
 t.test('KMS unreachable: exit 1, nothing attempted in the cluster', async (t) => {

@@ -12,13 +12,14 @@ const done: SweepSummary = {
   keyId: 'key-1',
   primaryKeyVersion: 'v3',
   rotationTime: '2026-11-28T09:00:00Z',
+  settledAt: '2026-11-28T09:05:00Z',
   scanned: 30,
   stale: 18,
   rewritten: 18,
   skipped: 0,
   failed: 0,
   refused: 0,
-  byVersion: { current: 12, unstamped: 3, older: { v1: 6, v2: 9 } },
+  byVersion: { current: 12, unstamped: 3, beforeSettle: 0, older: { v1: 6, v2: 9 } },
   wouldRewrite: 0,
   listRestarts: 0,
   interrupted: false,
@@ -28,10 +29,14 @@ const done: SweepSummary = {
 
 t.test('the summary says what was scanned and done', async (t) => {
   const text = summaryText(done);
-  t.match(text, /key key-1, primary version v3, rotated 2026-11-28T09:00:00Z/, 'the target');
   t.match(
     text,
-    /scanned 30 Secrets in 1.5s: 12 current, 3 unstamped, 15 under older versions \(v1: 6, v2: 9\)/,
+    /key key-1, primary version v3, rotated 2026-11-28T09:00:00Z, settled 2026-11-28T09:05:00Z/,
+    'the target and when its rotation settled',
+  );
+  t.match(
+    text,
+    /scanned 30 Secrets in 1.5s: 12 current, 0 stamped current but last written before the rotation settled, 3 unstamped, 15 under older versions \(v1: 6, v2: 9\)/,
     'counts',
   );
   t.match(text, /stale 18, rewritten 18, skipped 0 .*, failed 0/, 'outcome');

@@ -8,6 +8,7 @@ import {
 import { KubeApiError } from '../../src/reencrypt/kube-client.js';
 import { createTokenBucket } from '../../src/reencrypt/rate-limit.js';
 import { runSweep, type SweepOptions } from '../../src/reencrypt/sweep.js';
+import { REENCRYPTED_AT_ANNOTATION } from '../../src/reencrypt/plan.js';
 import { MemorySecrets } from '../helpers/reencrypt.js';
 import { FakeClock } from '../helpers/clock.js';
 
@@ -69,7 +70,11 @@ t.test(
     t.equal(summary.stale, 18, '6 stale per namespace');
     t.equal(summary.rewritten, 18, 'all stale rewritten');
     t.equal(summary.failed, 0, 'none failed');
-    t.same(summary.byVersion, { current: 12, unstamped: 3, older: { v1: 6, v2: 9 } }, 'by version');
+    t.same(
+      summary.byVersion,
+      { current: 12, unstamped: 3, beforeSettle: 0, older: { v1: 6, v2: 9 } },
+      'by version',
+    );
     t.equal(secrets.patches.length, 18, 'one patch per stale Secret');
     t.equal(new Set(secrets.patches).size, 18, 'no Secret patched twice');
     t.ok(secrets.maxInFlight <= 3, `at most 3 patches in flight (saw ${secrets.maxInFlight})`);
@@ -104,6 +109,43 @@ t.test('a second run finds nothing to do', async (t) => {
   t.equal(again.stale, 0, 'nothing stale');
   t.equal(secrets.patches.length, patches, 'no new patch');
 });
+
+t.test(
+  'the rotation window: current stamps written before it settled are rewritten once',
+  async (t) => {
+    const secrets = new MemorySecrets();
+    // The API server's clock during the window: 09:02, two minutes after the rotation.
+    secrets.writeTime = () => Date.parse('2026-11-28T09:02:00Z');
+    secrets.add('ns', 'in-window', stamped('v3'));
+    secrets.add('ns', 'old', stamped('v2'));
+    secrets.writeTime = () => Date.parse('2026-11-28T09:06:00Z');
+    secrets.add('ns', 'settled', stamped('v3'));
+    const settleMs = 5 * 60_000;
+    const dry = await runSweep(options(secrets, { dryRun: true, settleMs }));
+    t.same(
+      dry.byVersion,
+      { current: 1, unstamped: 0, beforeSettle: 1, older: { v2: 1 } },
+      'dry run: one stale by version, one by the window, one current',
+    );
+    t.equal(dry.wouldRewrite, 2, 'both stale ones would be rewritten');
+    t.equal(dry.settledAt, '2026-11-28T09:05:00Z', 'the summary names when the rotation settled');
+    t.equal(secrets.patches.length, 0, 'the dry run patched nothing');
+
+    const run = await runSweep(options(secrets, { settleMs }));
+    t.equal(run.rewritten, 2, 'the window Secret is rewritten as well as the old one');
+    t.same([...secrets.patches].sort(), ['ns/in-window', 'ns/old'], 'exactly those two');
+    for (const body of secrets.patchBodies) {
+      t.match(
+        body[REENCRYPTED_AT_ANNOTATION],
+        /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/,
+        'each patch carries reencrypted-at (RFC 3339 UTC), so even a current stamp changes the object',
+      );
+    }
+    const again = await runSweep(options(secrets, { settleMs }));
+    t.equal(again.stale, 0, 'a second run: nothing stale (the rewrites were written after 09:05)');
+    t.equal(secrets.patches.length, 2, 'and no new patch');
+  },
+);
 
 t.test('--dry-run counts but changes nothing', async (t) => {
   const secrets = seeded();

@@ -1,6 +1,10 @@
 import { Command, Option } from 'commander';
 import { ConfigError } from '../../config/errors.js';
-import { parseKmsSettings, parsePositiveDuration } from '../../config/settings.js';
+import {
+  parseKmsSettings,
+  parsePositiveDuration,
+  parseRotationSettle,
+} from '../../config/settings.js';
 import { addSettingOptions, rawSettings, type CliContext } from '../context.js';
 import {
   DEFAULT_MAX_RESPONSE_BYTES,
@@ -10,6 +14,7 @@ import {
 import { packageVersion } from '../version.js';
 
 const KMS_SETTINGS = ['kmsKeyId', 'kmsRegion', 'kmsEndpoint', 'kmsProtocol'] as const;
+const REENCRYPT_SETTINGS = [...KMS_SETTINGS, 'rotationSettle'] as const;
 
 interface ReencryptFlags {
   kubeconfig?: string;
@@ -29,7 +34,7 @@ interface ReencryptFlags {
 export function reencryptCommand(ctx: CliContext): Command {
   const command = new Command('reencrypt')
     .description(
-      'After a KMS key rotation, rewrite every Secret still stamped with an older key version (metadata only: Secret data is never read).',
+      'After a KMS key rotation, rewrite every Secret still stamped with an older key version or last written before the rotation settled (metadata only: Secret data is never read).',
     )
     .option(
       '--kubeconfig <path>',
@@ -44,7 +49,7 @@ export function reencryptCommand(ctx: CliContext): Command {
     )
     .option(
       '--dry-run',
-      'change nothing; report Secrets per key version and how many would be rewritten',
+      'change nothing and do not wait for the settle time; report Secrets per key version, how many were last written before the rotation settled, and how many would be rewritten',
     )
     .addOption(new Option('--concurrency <n>', 'patches in flight at once').default('4'))
     .addOption(
@@ -69,7 +74,7 @@ export function reencryptCommand(ctx: CliContext): Command {
       ).default('10s'),
     )
     .option('--json', 'print the final summary as JSON on stdout');
-  addSettingOptions(command, KMS_SETTINGS);
+  addSettingOptions(command, REENCRYPT_SETTINGS);
   command.action(async (flags: ReencryptFlags, self: Command) => {
     ctx.exitCode = await reencrypt(ctx, flags, self);
   });
@@ -82,7 +87,9 @@ async function reencrypt(ctx: CliContext, flags: ReencryptFlags, self: Command):
   const pageSize = integerFlag('--page-size', flags.pageSize, 1, 5000);
   const requestTimeoutMs = parsePositiveDuration('--request-timeout', flags.requestTimeout);
   const progressIntervalMs = parsePositiveDuration('--progress-interval', flags.progressInterval);
-  const kms = parseKmsSettings(rawSettings(self, KMS_SETTINGS, ctx.env));
+  const raw = rawSettings(self, REENCRYPT_SETTINGS, ctx.env);
+  const kms = parseKmsSettings(raw);
+  const settleMs = parseRotationSettle(raw);
   // Loaded on demand: the run pulls in @kubernetes/client-node, which other commands don't need.
   const { runReencrypt } = await import('../../reencrypt/run.js');
   return runReencrypt(ctx, {
@@ -95,6 +102,7 @@ async function reencrypt(ctx: CliContext, flags: ReencryptFlags, self: Command):
       fieldSelector: flags.fieldSelector,
     },
     dryRun: flags.dryRun === true,
+    settleMs,
     concurrency,
     qps,
     pageSize,

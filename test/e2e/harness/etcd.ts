@@ -17,6 +17,27 @@ export async function etcdGet(etcdUrl: string, key: string): Promise<Buffer | un
   return value === undefined ? undefined : Buffer.from(value, 'base64');
 }
 
+/** Every key under `prefix` with its raw bytes, in key order (one range request). */
+export async function etcdRange(
+  etcdUrl: string,
+  prefix: string,
+): Promise<{ key: string; value: Buffer }[]> {
+  const start = Buffer.from(prefix);
+  const end = Buffer.from(start);
+  end[end.length - 1] = (end.at(-1) ?? 0) + 1;
+  const response = await fetch(`${etcdUrl}/v3/kv/range`, {
+    method: 'POST',
+    body: JSON.stringify({ key: start.toString('base64'), range_end: end.toString('base64') }),
+    signal: AbortSignal.timeout(10_000),
+  });
+  if (!response.ok) throw new Error(`etcd range ${prefix}*: HTTP ${response.status}`);
+  const body = (await response.json()) as { kvs?: { key: string; value?: string }[] };
+  return (body.kvs ?? []).map((kv) => ({
+    key: Buffer.from(kv.key, 'base64').toString('utf8'),
+    value: Buffer.from(kv.value ?? '', 'base64'),
+  }));
+}
+
 export function secretKey(namespace: string, name: string): string {
   return `/registry/secrets/${namespace}/${name}`;
 }

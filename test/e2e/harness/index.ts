@@ -36,6 +36,7 @@ export {
   decodeEncryptedObject,
   decodeKmsV2Value,
   etcdGet,
+  etcdRange,
   secretKey,
   type EncryptedObject,
   type KmsV2Envelope,
