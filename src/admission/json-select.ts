@@ -114,6 +114,11 @@ class SpecialPositions {
   #chunk: Buffer | undefined;
   readonly #next = new Int32Array(SPECIAL_BYTES.length);
 
+  /** Drops the chunk: its bytes (Secret data among them) must not outlive `write()`. */
+  forget(): void {
+    this.#chunk = undefined;
+  }
+
   /** Position of the first special byte at or after `from` (chunk.length when none). */
   first(chunk: Buffer, from: number): number {
     if (chunk !== this.#chunk) {
@@ -240,6 +245,7 @@ export class SelectingJsonParser {
     const length = chunk.length;
     // #fail returns a position past any chunk, which ends the loop.
     while (index < length) index = this.#step(chunk, index);
+    this.#specials.forget();
   }
 
   end(): SelectOutcome {

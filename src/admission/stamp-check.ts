@@ -20,10 +20,19 @@ function stampValue(object: ObjectWithMetadata | null | undefined, key: string):
     : undefined;
 }
 
+/**
+ * Over-long or non-string values are kept only as markers (the parser does not build them),
+ * so two of them cannot be compared: either one counts as a change.
+ */
+function sameStamp(before: unknown, after: unknown): boolean {
+  const comparable = (value: unknown): boolean => value === undefined || typeof value === 'string';
+  return comparable(before) && comparable(after) && before === after;
+}
+
 /** True when the write adds, alters or removes one of the three stamp annotations. */
 export function changesStamps(request: AdmissionRequest): boolean {
   return STAMP_KEYS.some(
-    (key) => stampValue(request.object, key) !== stampValue(request.oldObject, key),
+    (key) => !sameStamp(stampValue(request.oldObject, key), stampValue(request.object, key)),
   );
 }
 

@@ -2,6 +2,7 @@ import t from 'tap';
 import {
   changesStamps,
   decideValidation,
+  parseAdmissionReview,
   stampChangeWarnings,
   type AdmissionRequest,
 } from '../../src/admission/index.js';
@@ -69,4 +70,14 @@ t.test('/validate carries it, in warn mode too', async (t) => {
   t.equal(warn.warnings.length, 2, 'the unknown-state warning and the stamp warning');
   const quiet = decideValidation(unchanged, unknownSnapshot('Stale'), POLICY);
   t.equal(quiet.warnings.length, 1, 'unchanged stamps: only the unknown-state warning');
+});
+
+t.test('over-long stamp values, kept only as markers, count as changed', async (t) => {
+  const review = fixture('secret-update');
+  review.request.oldObject!.metadata.annotations![STAMP] = 'a'.repeat(5_000);
+  review.request.object!.metadata.annotations![STAMP] = 'b'.repeat(5_000);
+  const parsed = parseAdmissionReview(JSON.stringify(review));
+  t.ok(parsed.ok, 'the review parses');
+  if (!parsed.ok) return;
+  t.equal(changesStamps(parsed.review.request), true, 'two different long values: a change');
 });
