@@ -17,6 +17,7 @@ import { createSecretMetadataClient } from '../../src/reencrypt/kube-client.js';
 import { DEFAULT_REQUEST_DEADLINE_MS } from '../../src/reencrypt/limits.js';
 import { resolveKubeconfig } from '../../src/reencrypt/kubeconfig.js';
 import { FakeClock } from '../helpers/clock.js';
+import { emulatorKmsFlags } from '../helpers/emulator.js';
 import { CLI_PATH, missingBuild } from '../helpers/reliability.js';
 import { unreachableKubeconfig } from '../helpers/reencrypt.js';
 import { makeCertDir } from '../helpers/server.js';
@@ -148,12 +149,7 @@ async function runReencrypt(extra: string[], limitMs = 90_000): Promise<CliRun> 
       process.execPath,
       CLI_PATH,
       'reencrypt',
-      '--kms-key-id',
-      keyId,
-      '--kms-endpoint',
-      emulator.endpoint,
-      '--kms-protocol',
-      'http',
+      ...emulatorKmsFlags(emulator, keyId),
       '--kubeconfig',
       kubeconfigPath,
       '--json',
