@@ -194,6 +194,8 @@ t.test(
     );
     const redAt = Date.now();
     t.match(red.text, /\[-\]kms-providers failed/, '/readyz names kms-providers as failing');
+    // kubectl prints the body inside one quoted, \n-escaped string.
+    t.comment(`/readyz: ${/\[-\]kms-providers failed[^\\\n"]*/.exec(red.text)?.[0] ?? ''}`);
     const okWhileRed = await waitFor(
       'a successful write while /readyz is red',
       async () =>
