@@ -1,6 +1,13 @@
 import { retry } from '../time/retry.js';
 import type { SecretMetadata, SecretMetadataClient } from './kube-client.js';
-import { classifySecret, isStale, rewritePatchFor, type StalenessRule } from './plan.js';
+import {
+  classifySecret,
+  formatRotationTime,
+  isStale,
+  rewritePatchFor,
+  settledAt,
+  type StalenessRule,
+} from './plan.js';
 import {
   asKubeFailure,
   fatalMessage,
@@ -53,8 +60,11 @@ export async function rewriteSecret(
         // Not sent yet: leave it for the next run rather than start new work after a stop.
         if (interrupted()) return INTERRUPTED;
         const patch = rewritePatchFor(ctx.stamp, ctx.clock.now());
-        await ctx.client.patchAnnotations(listed, resourceVersion, patch);
-        return REWRITTEN;
+        return checkedRewrite(
+          listed,
+          await ctx.client.patchAnnotations(listed, resourceVersion, patch),
+          ctx,
+        );
       },
       {
         maxAttempts: ctx.backoff.maxAttempts,
@@ -77,6 +87,27 @@ export async function rewriteSecret(
   } catch (error) {
     return settled ?? outcomeOfFailure(error, lastAttempt, ctx);
   }
+}
+
+/**
+ * The wait before the first patch follows this machine's clock; the API server's own clock
+ * (the write's managedFields time) must agree that the rewrite came after the rotation
+ * settled. If it does not (clocks apart), the rewrite may be under the previous key version:
+ * it fails, and the next run finds the Secret stale again. Only a write time that moved counts
+ * (a cluster that strips managedFields reports creationTimestamp, which never moves).
+ */
+function checkedRewrite(
+  listed: SecretMetadata,
+  written: SecretMetadata,
+  rule: StalenessRule,
+): RewriteOutcome {
+  const writtenAt = written.lastWrittenAt;
+  const moved = writtenAt !== undefined && writtenAt > (listed.lastWrittenAt ?? -Infinity);
+  if (!moved || writtenAt > settledAt(rule)) return REWRITTEN;
+  return {
+    kind: 'failed',
+    message: `the API server recorded this rewrite at ${formatRotationTime(new Date(writtenAt))}, not after the rotation settled (${formatRotationTime(new Date(settledAt(rule)))}): this machine's clock is ahead of the API server's or KMS's, so it may still be under the previous key version; run again later (it is still counted as stale)`,
+  };
 }
 
 /** The outcome of the patch's last failure (after its retries, or not retried). */

@@ -3,11 +3,8 @@
 // server still encrypts under the old seed). After the settle time `reencrypt` (the real CLI,
 // a child process) must leave no Secret under the old version, a second run must find nothing,
 // and no Secret's data may change.
-import { execFile } from 'node:child_process';
-import { promisify } from 'node:util';
 import t from 'tap';
 import {
-  cliPath,
   decodeKmsV2Value,
   etcdRange,
   secretKey,
@@ -16,7 +13,7 @@ import {
   type KmsV2Envelope,
 } from './harness/index.js';
 import { KEY_VERSION_ANNOTATION } from './harness/secrets.js';
-import { emulatorKmsFlags } from '../helpers/emulator.js';
+import { runReencrypt } from './harness/reencrypt-cli.js';
 import { createSecrets } from '../helpers/reencrypt.js';
 import { FIELD_MANAGER } from '../../src/reencrypt/kube-client.js';
 
@@ -36,46 +33,7 @@ const kmsOf = () => {
   return kms;
 };
 
-const exec = promisify(execFile);
-
-interface Summary {
-  scanned: number;
-  stale: number;
-  rewritten: number;
-  failed: number;
-  wouldRewrite: number;
-  settledAt: string;
-  byVersion: { current: number; beforeSettle: number; unstamped: number };
-}
-
-async function reencrypt(args: string[]): Promise<{ summary: Summary; stderr: string }> {
-  const { emulator, keyId } = kmsOf();
-  const { stdout, stderr } = await exec(
-    process.execPath,
-    [
-      cliPath(),
-      'reencrypt',
-      ...emulatorKmsFlags(emulator, keyId),
-      '--rotation-settle',
-      SETTLE,
-      '--progress-interval',
-      '10s',
-      '--json',
-      ...args,
-    ],
-    {
-      env: {
-        PATH: process.env.PATH ?? '',
-        HOME: e2e.cluster.workDir,
-        KUBECONFIG: e2e.cluster.kubeconfigPath,
-        ALIBABA_CLOUD_ACCESS_KEY_ID: emulator.accessKeyId,
-        ALIBABA_CLOUD_ACCESS_KEY_SECRET: emulator.accessKeySecret,
-      },
-      timeout: 300_000,
-    },
-  );
-  return { summary: JSON.parse(stdout) as Summary, stderr };
-}
+const reencrypt = (args: string[]) => runReencrypt(e2e.cluster, SETTLE, args);
 
 interface ApiSecret {
   metadata: {

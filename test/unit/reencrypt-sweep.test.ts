@@ -147,6 +147,46 @@ t.test(
   },
 );
 
+t.test(
+  'a rewrite the API server records before the rotation settled fails (clocks apart) and stays stale',
+  async (t) => {
+    const secrets = new MemorySecrets();
+    secrets.writeTime = () => Date.parse('2026-11-28T09:02:00Z');
+    secrets.add('ns', 'in-window', stamped('v3'));
+    // This machine thinks the rotation settled; the API server's clock says 09:04, before 09:05.
+    secrets.writeTime = () => Date.parse('2026-11-28T09:04:00Z');
+    const failures: string[] = [];
+    const settleMs = 5 * 60_000;
+    const observer = { onFailure: (_ref: unknown, message: string) => failures.push(message) };
+    const early = await runSweep(options(secrets, { settleMs, observer }));
+    t.equal(early.failed, 1, 'the early rewrite counts as failed');
+    t.equal(early.rewritten, 0, 'not as rewritten');
+    t.match(
+      failures[0],
+      /recorded this rewrite at 2026-11-28T09:04:00Z, not after the rotation settled \(2026-11-28T09:05:00Z\).*run again later/,
+      'the message gives both times and what to do',
+    );
+    secrets.writeTime = () => Date.parse('2026-11-28T09:06:00Z');
+    const again = await runSweep(options(secrets, { settleMs }));
+    t.equal(again.stale, 1, 'the next run still finds it stale');
+    t.equal(again.rewritten, 1, 'and rewrites it once the clocks agree');
+    t.equal(again.failed, 0, 'without failure');
+  },
+);
+
+t.test(
+  'a write time that does not move (managedFields stripped) is not a clock failure',
+  async (t) => {
+    const secrets = new MemorySecrets();
+    secrets.writeTime = () => Date.parse('2026-11-28T09:02:00Z');
+    secrets.add('ns', 'stripped', stamped('v2'));
+    // Without managedFields the API server reports creationTimestamp, which never moves.
+    const run = await runSweep(options(secrets, { settleMs: 5 * 60_000 }));
+    t.equal(run.rewritten, 1, 'rewritten');
+    t.equal(run.failed, 0, 'not failed');
+  },
+);
+
 t.test('--dry-run counts but changes nothing', async (t) => {
   const secrets = seeded();
   const summary = await runSweep(options(secrets, { dryRun: true }));

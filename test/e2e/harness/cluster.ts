@@ -62,6 +62,13 @@ export interface Cluster {
   readonly etcdUrl: string;
   /** What kube-apiserver stored under an etcd key (raw bytes), read from etcd itself. */
   etcdGet(key: string): Promise<Buffer | undefined>;
+  /** Stops kube-apiserver and starts it again with the same flags; waits for /readyz. */
+  restartApiServer(): Promise<void>;
+  /**
+   * Encryption static-key-id only: starts kms-plugin, points the EncryptionConfiguration at it
+   * under the same provider name, restarts kube-apiserver and stops the ack-kms-plugin double.
+   */
+  switchToKmsPlugin(): Promise<void>;
 }
 
 export interface ClusterOptions {
@@ -212,45 +219,56 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
       { timeoutMs: 30_000, abortIf: () => exitedMessage(etcd) },
     );
 
-    const apiserver = startProcess(
-      reaper,
-      'kube-apiserver',
-      binaries.kubeApiserver,
-      [
-        `--etcd-servers=${etcdUrl}`,
-        '--bind-address=127.0.0.1',
-        '--advertise-address=127.0.0.1',
-        `--secure-port=${apiPort}`,
-        `--cert-dir=${join(workDir, 'apiserver-certs')}`,
-        `--tls-cert-file=${serverCertPath}`,
-        `--tls-private-key-file=${serverKeyPath}`,
-        `--client-ca-file=${caPath}`,
-        '--service-account-issuer=https://kubernetes.default.svc.cluster.local',
-        `--service-account-key-file=${saPubPath}`,
-        `--service-account-signing-key-file=${saKeyPath}`,
-        '--service-cluster-ip-range=10.0.0.0/24',
-        '--authorization-mode=Node,RBAC',
-        '--enable-admission-plugins=NamespaceLifecycle,MutatingAdmissionWebhook,ValidatingAdmissionWebhook',
-        '--endpoint-reconciler-type=none',
-        '--profiling=false',
-        '--v=1',
-        ...auditFlags,
-        ...prepared.flags,
-        ...(options.extraApiServerFlags ?? []),
-      ],
-      { logPath: join(workDir, 'kube-apiserver.log') },
-    );
-    processes.push(apiserver);
-
+    const apiServerArgs = [
+      `--etcd-servers=${etcdUrl}`,
+      '--bind-address=127.0.0.1',
+      '--advertise-address=127.0.0.1',
+      `--secure-port=${apiPort}`,
+      `--cert-dir=${join(workDir, 'apiserver-certs')}`,
+      `--tls-cert-file=${serverCertPath}`,
+      `--tls-private-key-file=${serverKeyPath}`,
+      `--client-ca-file=${caPath}`,
+      '--service-account-issuer=https://kubernetes.default.svc.cluster.local',
+      `--service-account-key-file=${saPubPath}`,
+      `--service-account-signing-key-file=${saKeyPath}`,
+      '--service-cluster-ip-range=10.0.0.0/24',
+      '--authorization-mode=Node,RBAC',
+      '--enable-admission-plugins=NamespaceLifecycle,MutatingAdmissionWebhook,ValidatingAdmissionWebhook',
+      '--endpoint-reconciler-type=none',
+      '--profiling=false',
+      '--v=1',
+      ...auditFlags,
+      ...prepared.flags,
+      ...(options.extraApiServerFlags ?? []),
+    ];
     const clientTls = { ca: pki.caCert, cert: admin.cert, key: admin.key };
-    await waitFor(
-      'kube-apiserver /readyz',
-      async () =>
-        (await httpCall(`${server}/readyz`, { ...clientTls, timeoutMs: 5000 })).status === 200
-          ? true
-          : undefined,
-      { timeoutMs: 90_000, intervalMs: 500, abortIf: () => exitedMessage(apiserver, etcd) },
-    );
+    let apiServerStarts = 0;
+    const startApiServer = async (): Promise<ManagedProcess> => {
+      apiServerStarts += 1;
+      const apiserver = startProcess(
+        reaper,
+        'kube-apiserver',
+        binaries.kubeApiserver,
+        apiServerArgs,
+        {
+          logPath: join(
+            workDir,
+            apiServerStarts === 1 ? 'kube-apiserver.log' : `kube-apiserver-${apiServerStarts}.log`,
+          ),
+        },
+      );
+      processes.push(apiserver);
+      await waitFor(
+        'kube-apiserver /readyz',
+        async () =>
+          (await httpCall(`${server}/readyz`, { ...clientTls, timeoutMs: 5000 })).status === 200
+            ? true
+            : undefined,
+        { timeoutMs: 90_000, intervalMs: 500, abortIf: () => exitedMessage(apiserver, etcd) },
+      );
+      return apiserver;
+    };
+    let apiserver = await startApiServer();
     // The bootstrap controller creates the default namespaces just after /readyz.
     await waitFor(
       'the default namespace',
@@ -261,6 +279,11 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
           : undefined,
       { timeoutMs: 30_000, abortIf: () => exitedMessage(apiserver, etcd) },
     );
+    const restartApiServer = async (): Promise<void> => {
+      await apiserver.stop();
+      processes.splice(processes.indexOf(apiserver), 1);
+      apiserver = await startApiServer();
+    };
 
     const kubectl = kubectlFor(kubeconfigPath);
     const kubeConfig = kubeConfigFor(kubeconfigPath);
@@ -277,6 +300,17 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
       kms,
       etcdUrl,
       etcdGet: (key) => etcdGet(etcdUrl, key),
+      restartApiServer,
+      async switchToKmsPlugin() {
+        if (prepared.switchToKmsPlugin === undefined || kms?.staticKeyIdPlugin === undefined) {
+          throw new Error(
+            'switchToKmsPlugin needs a cluster started with encryption static-key-id',
+          );
+        }
+        await prepared.switchToKmsPlugin();
+        await restartApiServer();
+        await kms.staticKeyIdPlugin.stop();
+      },
       async addUser(name, group) {
         const user = await generateClientCertificate(pki, {
           commonName: name,

@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { startEmulator, type RunningEmulator } from '../../../src/emulator/index.js';
 import { createKmsAdmin, type KmsAdmin } from '../../../src/emulator/admin.js';
 import { cliPath } from './paths.js';
+import { startStaticKeyIdPlugin, type StaticKeyIdPlugin } from './static-key-id-plugin.js';
 import { waitFor } from '../../helpers/eventually.js';
 import {
   freePort,
@@ -19,7 +20,11 @@ import {
   type ProcessReaper,
 } from '../../helpers/processes.js';
 
-export type EncryptionMode = 'kms-plugin' | 'aesgcm' | 'identity';
+/**
+ * `static-key-id`: through a test double of ack-kms-plugin (a `key_id` that never changes)
+ * under the same provider name, until the test switches the cluster to kms-plugin.
+ */
+export type EncryptionMode = 'kms-plugin' | 'aesgcm' | 'identity' | 'static-key-id';
 
 /** The provider name in the EncryptionConfiguration (in every stored prefix). */
 export const KMS_PROVIDER_NAME = 'kms-secret-guard';
@@ -43,6 +48,8 @@ export interface ClusterKms {
   /** The real Alibaba Cloud SDK against the emulator, for key state changes. */
   readonly kms: KmsAdmin;
   readonly plugin: KmsPluginProcess;
+  /** Mode static-key-id: the ack-kms-plugin double encrypting until the switch. */
+  readonly staticKeyIdPlugin?: StaticKeyIdPlugin;
 }
 
 export interface PreparedEncryption {
@@ -50,6 +57,11 @@ export interface PreparedEncryption {
   readonly kms: ClusterKms | undefined;
   /** Stops the plugin and the emulator (after kube-apiserver stopped). */
   stop(): Promise<void>;
+  /**
+   * Mode static-key-id: starts kms-plugin and points the EncryptionConfiguration at it under
+   * the same provider name (kube-apiserver reads it at its next start).
+   */
+  switchToKmsPlugin?: () => Promise<void>;
 }
 
 function httpStatus(url: string): Promise<number> {
@@ -81,6 +93,7 @@ async function startPlugin(
   workDir: string,
   emulator: RunningEmulator,
   keyId: string,
+  startNow = true,
 ): Promise<KmsPluginProcess> {
   const socketDir = join(workDir, 'kmsplugin');
   const socketPath = join(socketDir, 'socket.sock');
@@ -141,7 +154,7 @@ async function startPlugin(
     },
   };
   mkdirSync(socketDir, { recursive: true, mode: 0o700 });
-  await plugin.start();
+  if (startNow) await plugin.start();
   return plugin;
 }
 
@@ -168,22 +181,28 @@ export async function prepareEncryption(
   const emulator = await startEmulator({ keys: [''] });
   const keyId = emulator.keyIds[0];
   let plugin: KmsPluginProcess | undefined;
+  let double: StaticKeyIdPlugin | undefined;
   try {
     if (keyId === undefined) throw new Error('the emulator seeded no key');
-    plugin = await startPlugin(reaper, workDir, emulator, keyId);
-    writeFileSync(
-      configPath,
-      configYaml(
-        `      - kms:\n          apiVersion: v2\n          name: ${KMS_PROVIDER_NAME}\n          endpoint: unix://${plugin.socketPath}\n          timeout: 3s\n`,
-      ),
-      { mode: 0o600 },
-    );
+    plugin = await startPlugin(reaper, workDir, emulator, keyId, mode === 'kms-plugin');
+    if (mode === 'static-key-id') {
+      double = await startStaticKeyIdPlugin(
+        emulator,
+        keyId,
+        join(workDir, 'ack-kms-plugin', 'socket.sock'),
+      );
+      writeFileSync(configPath, kmsConfigYaml(double.socketPath), { mode: 0o600 });
+    } else {
+      writeFileSync(configPath, kmsConfigYaml(plugin.socketPath), { mode: 0o600 });
+    }
   } catch (error) {
     await plugin?.stop();
+    await double?.stop();
     await emulator.close();
     throw error;
   }
   const running = plugin;
+  const staticKeyIdPlugin = double;
   return {
     flags,
     kms: {
@@ -192,10 +211,27 @@ export async function prepareEncryption(
       keyId,
       kms: createKmsAdmin(emulator, keyId),
       plugin: running,
+      ...(staticKeyIdPlugin === undefined ? {} : { staticKeyIdPlugin }),
     },
     async stop() {
       await running.stop();
+      await staticKeyIdPlugin?.stop();
       await emulator.close();
     },
+    ...(staticKeyIdPlugin === undefined
+      ? {}
+      : {
+          async switchToKmsPlugin() {
+            await running.start();
+            writeFileSync(configPath, kmsConfigYaml(running.socketPath), { mode: 0o600 });
+          },
+        }),
   };
+}
+
+/** The KMS v2 provider (always named KMS_PROVIDER_NAME) on `socketPath`, then identity. */
+function kmsConfigYaml(socketPath: string): string {
+  return configYaml(
+    `      - kms:\n          apiVersion: v2\n          name: ${KMS_PROVIDER_NAME}\n          endpoint: unix://${socketPath}\n          timeout: 3s\n`,
+  );
 }
