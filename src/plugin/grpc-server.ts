@@ -116,13 +116,15 @@ function watchCall<Req, Res>(
   dispose(): void;
 } {
   const controller = new AbortController();
+  const deadline = call.getDeadline();
+  const deadlineMs = deadline instanceof Date ? deadline.getTime() : deadline;
+  // grpc-js ends a call whose deadline passed itself, which also reports it cancelled.
   const onCancelled = (): void => {
-    controller.abort('cancelled' satisfies AbortReason);
+    controller.abort((Date.now() >= deadlineMs ? 'deadline' : 'cancelled') satisfies AbortReason);
   };
   call.once('cancelled', onCancelled);
   if (call.cancelled) onCancelled();
-  const deadline = call.getDeadline();
-  const remainingMs = (deadline instanceof Date ? deadline.getTime() : deadline) - Date.now();
+  const remainingMs = deadlineMs - Date.now();
   let timer: NodeJS.Timeout | undefined;
   if (Number.isFinite(remainingMs)) {
     timer = setTimeout(
