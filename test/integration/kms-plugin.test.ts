@@ -451,4 +451,21 @@ t.test('Status: unusable, then KMS unreachable past max staleness → the error 
     }),
     'KMS answers again with the key usable: ok',
   );
+
+  // The same without any Status call between the verdict and the outage: the plugin learns
+  // each lookup's verdict from the monitor itself.
+  emulator.faults.denyAccessKey(emulator.accessKeyId);
+  await plugin.monitor.refresh();
+  emulator.faults.denyAccessKey(emulator.accessKeyId, false);
+  emulator.faults.failShare(1, 'InternalFailure', ['DescribeKey']);
+  t.ok(
+    await eventually(() => plugin.monitor.snapshot().status === 'unknown', { timeoutMs: 10_000 }),
+    'unknown again',
+  );
+  t.equal(
+    (await grpcError(client.status())).code,
+    grpcStatus.PERMISSION_DENIED,
+    'a verdict no Status call saw still decides',
+  );
+  emulator.faults.reset();
 });
