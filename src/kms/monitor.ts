@@ -45,6 +45,8 @@ export interface KeyMonitorOptions {
   readonly api?: KmsClient;
   /** Metrics hook, called once per KMS call. */
   readonly onKmsCall?: KmsCallObserver;
+  /** Called with the snapshot right after each lookup (kms-plugin's Status memory). */
+  readonly onSnapshot?: (snapshot: KeySnapshot) => void;
   /** Default: the system clock; tests pass a fake one. */
   readonly clock?: Clock;
   /** Jitter source in [0, 1). */
@@ -125,6 +127,7 @@ export function createKeyMonitor(options: KeyMonitorOptions): KeyMonitor {
     const delayMs = nextDelayMs(outcome, consecutiveFailures, settings, random);
     try {
       const current = snapshot();
+      options.onSnapshot?.(current);
       logLookup({
         outcome,
         current,

@@ -8,6 +8,8 @@ export type PluginErrorCode =
   | 'NOT_FOUND'
   | 'PERMISSION_DENIED'
   | 'UNAVAILABLE'
+  | 'RESOURCE_EXHAUSTED'
+  | 'CANCELLED'
   | 'INTERNAL';
 
 export class PluginError extends Error {

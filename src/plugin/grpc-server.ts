@@ -9,13 +9,19 @@ import * as protoLoader from '@grpc/proto-loader';
 import type { Logger } from '../logging/logger.js';
 import { PluginError } from './errors.js';
 import type { PluginService } from './service.js';
-import { prepareSocketPath, removeSocket, restrictSocket } from './socket.js';
+import { bindPrivately, prepareSocketPath, removeSocket } from './socket.js';
 
 /** Shipped next to the compiled code (the build copies src/plugin/proto to dist/plugin/proto). */
 export const PROTO_PATH = fileURLToPath(new URL('./proto/api.proto', import.meta.url));
 
-/** Requests carry a 32-byte seed or a ciphertext of at most 1 KiB; anything far larger is refused. */
-const MAX_MESSAGE_BYTES = 64 * 1024;
+/**
+ * The largest request kube-apiserver sends is a Decrypt: a ciphertext and a key_id of at most
+ * 1 KiB each and annotations of at most 32 KiB (its own limits); Encrypt carries a 32-byte seed.
+ * Anything larger is refused (RESOURCE_EXHAUSTED) before it is decoded.
+ */
+export const MAX_RECEIVE_MESSAGE_BYTES = 36 * 1024;
+/** Answers are an Encrypt's ciphertext (a few hundred bytes) or a 32-byte plaintext. */
+const MAX_SEND_MESSAGE_BYTES = 16 * 1024;
 const MAX_CONCURRENT_STREAMS = 256;
 export const DEFAULT_DRAIN_TIMEOUT_MS = 10_000;
 
@@ -86,16 +92,66 @@ function bind(server: grpc.Server, address: string): Promise<void> {
   });
 }
 
+type Work<Req, Res> = (request: Req, signal: AbortSignal) => Res | Promise<Res>;
+
 /** Counts in-flight calls and turns new ones away once shutdown began. */
 interface CallGate {
   readonly unary: <Req, Res>(
     method: string,
-    work: (request: Req) => Res | Promise<Res>,
+    work: Work<Req, Res>,
   ) => grpc.handleUnaryCall<Req, Res>;
   closing(): boolean;
   inFlight(): number;
   /** Refuses new calls; resolves once in-flight ones finished or after timeoutMs. */
   drain(timeoutMs: number): Promise<void>;
+}
+
+type AbortReason = 'cancelled' | 'deadline';
+
+/** Aborts when the caller cancels the call or its deadline passes. */
+function watchCall<Req, Res>(
+  call: grpc.ServerUnaryCall<Req, Res>,
+): {
+  signal: AbortSignal;
+  dispose(): void;
+} {
+  const controller = new AbortController();
+  const deadline = call.getDeadline();
+  const deadlineMs = deadline instanceof Date ? deadline.getTime() : deadline;
+  // grpc-js ends a call whose deadline passed itself, which also reports it cancelled.
+  const onCancelled = (): void => {
+    controller.abort((Date.now() >= deadlineMs ? 'deadline' : 'cancelled') satisfies AbortReason);
+  };
+  call.once('cancelled', onCancelled);
+  if (call.cancelled) onCancelled();
+  const remainingMs = deadlineMs - Date.now();
+  let timer: NodeJS.Timeout | undefined;
+  if (Number.isFinite(remainingMs)) {
+    timer = setTimeout(
+      () => {
+        controller.abort('deadline' satisfies AbortReason);
+      },
+      Math.max(0, remainingMs),
+    );
+    timer.unref();
+  }
+  return {
+    signal: controller.signal,
+    dispose() {
+      clearTimeout(timer);
+      call.removeListener('cancelled', onCancelled);
+    },
+  };
+}
+
+/** The answer to a call its caller gave up on (grpc-js drops it; metrics and logs keep it). */
+function abandoned(method: string, reason: unknown): Partial<grpc.StatusObject> {
+  return reason === 'deadline'
+    ? {
+        code: grpc.status.DEADLINE_EXCEEDED,
+        details: `${method}: the caller's deadline passed before KMS answered; KMS is slow (see kms_secret_guard_kms_call_duration_seconds).`,
+      }
+    : { code: grpc.status.CANCELLED, details: `${method}: the caller cancelled the call.` };
 }
 
 function createCallGate(options: PluginServerOptions): CallGate {
@@ -106,7 +162,10 @@ function createCallGate(options: PluginServerOptions): CallGate {
 
   const unary: CallGate['unary'] = (method, work) => (call, callback) => {
     const started = performance.now();
+    let answered = false;
     const answer = (error: Partial<grpc.StatusObject> | null, response?: unknown): void => {
+      if (answered) return;
+      answered = true;
       const code = error === null ? 'OK' : grpc.status[error.code ?? grpc.status.UNKNOWN];
       const seconds = (performance.now() - started) / 1000;
       options.observe?.(method, code, seconds);
@@ -121,21 +180,29 @@ function createCallGate(options: PluginServerOptions): CallGate {
       });
       return;
     }
+    const watch = watchCall(call);
+    const finish = (error: Partial<grpc.StatusObject> | null, response?: unknown): void => {
+      if (answered) return;
+      watch.dispose();
+      answer(error, response);
+      inFlight -= 1;
+      if (inFlight === 0) drained?.();
+    };
+    // Answered at once when the caller gives up; the work sees the signal and stops early.
+    watch.signal.addEventListener('abort', () => {
+      finish(abandoned(method, watch.signal.reason));
+    });
     inFlight += 1;
     Promise.resolve()
-      .then(() => work(call.request))
+      .then(() => work(call.request, watch.signal))
       .then(
         (response) => {
-          answer(null, response);
+          finish(null, response);
         },
         (error: unknown) => {
-          answer(toServiceError(error, logger, method));
+          finish(toServiceError(error, logger, method));
         },
-      )
-      .finally(() => {
-        inFlight -= 1;
-        if (inFlight === 0) drained?.();
-      });
+      );
   };
 
   async function drain(timeoutMs: number): Promise<void> {
@@ -162,20 +229,22 @@ function handlers(service: PluginService, gate: CallGate): grpc.UntypedServiceIm
       const status = service.status();
       return { version: status.version, healthz: status.healthz, key_id: status.keyId };
     }),
-    Encrypt: gate.unary('Encrypt', async (request: EncryptRequest) => {
-      const answer = await service.encrypt({ plaintext: request.plaintext, uid: request.uid });
+    Encrypt: gate.unary('Encrypt', async (request: EncryptRequest, signal) => {
+      const answer = await service.encrypt(
+        { plaintext: request.plaintext, uid: request.uid },
+        signal,
+      );
       return {
         ciphertext: answer.ciphertext,
         key_id: answer.keyId,
         annotations: answer.annotations,
       };
     }),
-    Decrypt: gate.unary('Decrypt', async (request: DecryptRequest) => ({
-      plaintext: await service.decrypt({
-        ciphertext: request.ciphertext,
-        uid: request.uid,
-        keyId: request.key_id,
-      }),
+    Decrypt: gate.unary('Decrypt', async (request: DecryptRequest, signal) => ({
+      plaintext: await service.decrypt(
+        { ciphertext: request.ciphertext, uid: request.uid, keyId: request.key_id },
+        signal,
+      ),
     })),
   };
 }
@@ -199,8 +268,8 @@ export async function startPluginServer(
   const { socketPath, logger } = options;
   const gate = createCallGate(options);
   const server = new grpc.Server({
-    'grpc.max_receive_message_length': MAX_MESSAGE_BYTES,
-    'grpc.max_send_message_length': MAX_MESSAGE_BYTES,
+    'grpc.max_receive_message_length': MAX_RECEIVE_MESSAGE_BYTES,
+    'grpc.max_send_message_length': MAX_SEND_MESSAGE_BYTES,
     'grpc.max_concurrent_streams': MAX_CONCURRENT_STREAMS,
   });
   server.addService(
@@ -209,8 +278,8 @@ export async function startPluginServer(
   );
 
   await prepareSocketPath(socketPath);
-  await bind(server, `unix:${socketPath}`);
-  await restrictSocket(socketPath);
+  // Bound in a private folder and moved into place: owner-only from its first moment.
+  await bindPrivately(socketPath, (path) => bind(server, `unix:${path}`));
   logger.info({ socketPath }, 'KMS v2 plugin listening');
 
   let closed: Promise<void> | undefined;

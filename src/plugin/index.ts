@@ -19,9 +19,9 @@ import {
 } from '../kms/monitor.js';
 import type { Logger } from '../logging/logger.js';
 import { buildHealthApp, type Readiness } from '../server/health.js';
-import { createMetrics } from '../server/metrics.js';
+import { createMetrics, type ServerMetrics } from '../server/metrics.js';
 import { startPluginServer, type RunningPluginServer } from './grpc-server.js';
-import { createPluginMetrics } from './metrics.js';
+import { createPluginMetrics, type PluginMetrics } from './metrics.js';
 import { createPluginService, type PluginService } from './service.js';
 
 export interface StartKmsPluginOptions {
@@ -34,6 +34,10 @@ export interface StartKmsPluginOptions {
   /** Bind address of the health listener (default 127.0.0.1: it runs on a control-plane node). */
   readonly healthHost?: string;
   readonly drainTimeoutMs?: number;
+  /** Encrypt/Decrypt calls waiting for KMS at once (default 64). */
+  readonly maxInFlight?: number;
+  /** Gap between snapshot refreshes asked by failing calls (default 5 s). */
+  readonly minRefreshGapMs?: number;
 }
 
 export interface RunningKmsPlugin {
@@ -72,6 +76,47 @@ function statusKeyId(service: PluginService): string | undefined {
   }
 }
 
+type PluginParts = Pick<RunningKmsPlugin, 'monitor'> & {
+  readonly service: PluginService;
+  readonly pluginMetrics: PluginMetrics;
+};
+
+/** The key monitor, the PluginService (which folds the monitor's snapshots) and its metrics. */
+function createParts(
+  options: StartKmsPluginOptions,
+  api: KmsClient & KmsCryptoApi,
+  metrics: ServerMetrics,
+): PluginParts {
+  const { settings, logger } = options;
+  const monitor = createKeyMonitor({
+    kms: settings.kms,
+    monitor: settings.monitor,
+    logger,
+    api,
+    onKmsCall: metrics.onKmsCall,
+    // Called from the first lookup on, which monitor.start() begins.
+    onSnapshot: (snapshot) => {
+      service.observe(snapshot);
+    },
+  });
+  const service = createPluginService({
+    configuredKeyId: settings.kms.keyId,
+    maxStalenessMs: settings.monitor.maxStalenessMs,
+    refreshIntervalMs: settings.monitor.refreshIntervalMs,
+    kms: api,
+    monitor,
+    logger,
+    onKmsCall: metrics.onKmsCall,
+    onOtherKeyDecrypt: (keyId) => {
+      pluginMetrics.otherKeyDecrypt(keyId);
+    },
+    ...(options.maxInFlight === undefined ? {} : { maxInFlight: options.maxInFlight }),
+    ...(options.minRefreshGapMs === undefined ? {} : { minRefreshGapMs: options.minRefreshGapMs }),
+  });
+  const pluginMetrics = createPluginMetrics(metrics, () => statusKeyId(service));
+  return { monitor, service, pluginMetrics };
+}
+
 export async function startKmsPlugin(options: StartKmsPluginOptions): Promise<RunningKmsPlugin> {
   const { settings, logger } = options;
   const metrics = createMetrics();
@@ -81,23 +126,8 @@ export async function startKmsPlugin(options: StartKmsPluginOptions): Promise<Ru
       settings.kms,
       options.credential === undefined ? {} : { credential: options.credential },
     );
-  const monitor = createKeyMonitor({
-    kms: settings.kms,
-    monitor: settings.monitor,
-    logger,
-    api,
-    onKmsCall: metrics.onKmsCall,
-  });
-  const service = createPluginService({
-    configuredKeyId: settings.kms.keyId,
-    maxStalenessMs: settings.monitor.maxStalenessMs,
-    kms: api,
-    monitor,
-    logger,
-    onKmsCall: metrics.onKmsCall,
-  });
+  const { monitor, service, pluginMetrics } = createParts(options, api, metrics);
   metrics.watchKey(monitor);
-  const pluginMetrics = createPluginMetrics(metrics, () => statusKeyId(service));
 
   let grpcServer: RunningPluginServer | undefined;
   const readiness = readinessOf(monitor, () => grpcServer);
@@ -125,6 +155,7 @@ export async function startKmsPlugin(options: StartKmsPluginOptions): Promise<Ru
       ...(options.drainTimeoutMs === undefined ? {} : { drainTimeoutMs: options.drainTimeoutMs }),
     });
   } catch (error) {
+    service.stop();
     await health.close();
     await stopMonitorWithin(monitor, MONITOR_STOP_CAP_MS);
     throw error;
@@ -135,6 +166,7 @@ export async function startKmsPlugin(options: StartKmsPluginOptions): Promise<Ru
   let closing: Promise<void> | undefined;
   const close = async (): Promise<void> => {
     await running.close();
+    service.stop();
     await health.close();
     await stopMonitorWithin(monitor, MONITOR_STOP_CAP_MS);
   };

@@ -58,3 +58,20 @@ export function checkCiphertext(ciphertext: Uint8Array): PluginError | undefined
   }
   return undefined;
 }
+
+/** kube-apiserver refuses a key_id above 1 KiB from Encrypt, so no stored one is larger. */
+export const MAX_KEY_ID_BYTES = 1024;
+
+/**
+ * Decrypt's key_id is only checked for size: KMS identifies the key from the ciphertext, so
+ * any stored key_id (`<KeyId>/<KeyVersionId>`, ack-kms-plugin's bare id, alias or ARN, or
+ * none) is accepted.
+ */
+export function checkKeyId(keyId: string): PluginError | undefined {
+  const bytes = Buffer.byteLength(keyId, 'utf8');
+  if (bytes <= MAX_KEY_ID_BYTES) return undefined;
+  return new PluginError(
+    'INVALID_ARGUMENT',
+    `Decrypt: the key_id is ${bytes} bytes; kube-apiserver stores key_ids of at most ${MAX_KEY_ID_BYTES} bytes, so this request was not built from a stored Secret.`,
+  );
+}

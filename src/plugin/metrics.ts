@@ -1,12 +1,15 @@
 /**
  * The plugin's own series, next to serve's KMS and key gauges in the same registry
- * (src/server/metrics.ts): calls per gRPC method and code, their latency, the key_id in use.
+ * (src/server/metrics.ts): calls per gRPC method and code, their latency, the key_id in use,
+ * and Decrypts of ciphertexts of other keys.
  */
 import { Counter, Gauge, Histogram } from 'prom-client';
 import type { ServerMetrics } from '../server/metrics.js';
 
 export interface PluginMetrics {
   observeCall(method: string, code: string, seconds: number): void;
+  /** A Decrypt whose ciphertext KMS attributed to another key than the plugin's. */
+  otherKeyDecrypt(keyId: string): void;
 }
 
 const PREFIX = 'kms_secret_guard_plugin_';
@@ -32,6 +35,12 @@ export function createPluginMetrics(
     buckets: CALL_BUCKETS,
     registers,
   });
+  const otherKeyDecrypts = new Counter({
+    name: `${PREFIX}other_key_decrypts_total`,
+    help: "Decrypts whose ciphertext KMS attributed to another key than the plugin's (the alias's previous key, or another plugin's key), by that KeyId.",
+    labelNames: ['key_id'] as const,
+    registers,
+  });
   new Gauge({
     name: `${PREFIX}key_id_info`,
     help: 'The key_id Status reports (<KeyId>/<KeyVersionId>): 1 for the one in use.',
@@ -47,6 +56,9 @@ export function createPluginMetrics(
     observeCall(method, code, seconds) {
       calls.inc({ method, code });
       duration.observe({ method }, seconds);
+    },
+    otherKeyDecrypt(keyId) {
+      otherKeyDecrypts.inc({ key_id: keyId });
     },
   };
 }

@@ -6,13 +6,34 @@
  */
 import { requestKeyId } from '../kms/key-id.js';
 import type { KmsCryptoApi } from '../kms/client.js';
-import { keyVerdictOf, toKmsError, type KmsError } from '../kms/errors.js';
-import type { KeySnapshotSource } from '../kms/types.js';
+import type { KeySnapshot, KeySnapshotSource } from '../kms/types.js';
 import type { Logger } from '../logging/logger.js';
+import { systemClock, type Clock } from '../time/clock.js';
 import { PluginError } from './errors.js';
-import { formatKeyId, matchKeyId, parseKeyId } from './key-id.js';
-import { checkCiphertext, checkPlaintext, isBase64Text } from './limits.js';
-import { decideStatus, type StatusAnswer } from './status.js';
+import { formatKeyId } from './key-id.js';
+import {
+  createKmsCallRunner,
+  DEFAULT_MAX_IN_FLIGHT,
+  isKeyRelated,
+  type KmsCallObserver,
+  type KmsCallRunner,
+} from './kms-calls.js';
+import { checkCiphertext, checkKeyId, checkPlaintext, isBase64Text } from './limits.js';
+import {
+  createRefreshTrigger,
+  DEFAULT_MIN_REFRESH_GAP_MS,
+  type RefreshTrigger,
+} from './refresh.js';
+import {
+  decideStatus,
+  EMPTY_STATUS_MEMORY,
+  rememberSnapshot,
+  type StatusAnswer,
+  type StatusMemory,
+} from './status.js';
+
+export type { KmsCallObserver } from './kms-calls.js';
+export { kmsFailure } from './kms-calls.js';
 
 /** Stored in the envelope (in clear) next to the encrypted seed: KMS's RequestId, for support. */
 export const REQUEST_ID_ANNOTATION = 'request-id.kms-secret-guard.io';
@@ -36,84 +57,57 @@ export interface DecryptInput {
 
 export interface PluginService {
   status(): StatusAnswer;
-  encrypt(input: EncryptInput): Promise<EncryptAnswer>;
-  decrypt(input: DecryptInput): Promise<Buffer>;
+  /** Folds a snapshot the monitor just made into Status's memory. */
+  observe(snapshot: KeySnapshot): void;
+  /** `signal` aborts when the caller cancelled or its deadline passed. */
+  encrypt(input: EncryptInput, signal?: AbortSignal): Promise<EncryptAnswer>;
+  decrypt(input: DecryptInput, signal?: AbortSignal): Promise<Buffer>;
+  /** Cancels a pending snapshot refresh. */
+  stop(): void;
 }
-
-/** One KMS call's outcome, for metrics (`result` is 'ok' or the KMS error code). */
-export type KmsCallObserver = (call: {
-  action: string;
-  result: string;
-  durationSeconds: number;
-}) => void;
 
 export interface PluginServiceOptions {
   readonly configuredKeyId: string;
   readonly maxStalenessMs: number;
+  /** The monitor's refresh interval: refreshes asked by calls are never more frequent. */
+  readonly refreshIntervalMs: number;
   readonly kms: KmsCryptoApi;
   /** The key monitor: snapshots for Status, refresh when KMS answers differ from them. */
   readonly monitor: KeySnapshotSource & { refresh(): Promise<unknown> };
   readonly logger: Logger;
   readonly onKmsCall?: KmsCallObserver;
-}
-
-const UNUSABLE_KEY_CODES = new Set([
-  'Rejected.Disabled',
-  'Rejected.PendingDeletion',
-  'Rejected.PendingImport',
-  'Rejected.ResourceExpired',
-]);
-
-/** A KMS failure as the gRPC answer: the KMS code and message plus what to do. */
-export function kmsFailure(action: 'Encrypt' | 'Decrypt', error: KmsError): PluginError {
-  const detail = `KMS ${action} failed (${error.code}): ${error.message}`;
-  if (error.transient) {
-    return new PluginError(
-      'UNAVAILABLE',
-      `${detail}. KMS is unreachable or throttling; the API server retries.`,
-    );
-  }
-  const verdict = keyVerdictOf(error);
-  if (verdict === 'NoPermission') {
-    return new PluginError(
-      'PERMISSION_DENIED',
-      `${detail}. Grant the plugin's RAM identity kms:Encrypt, kms:Decrypt and kms:DescribeKey on the key.`,
-    );
-  }
-  if (verdict === 'NotFound') {
-    return new PluginError('NOT_FOUND', `${detail}. Check --kms-key-id and --kms-region.`);
-  }
-  if (UNUSABLE_KEY_CODES.has(error.code)) {
-    return new PluginError(
-      'FAILED_PRECONDITION',
-      `${detail}. The key cannot be used: see GET /healthz/kms for the remedy.`,
-    );
-  }
-  if (action === 'Decrypt' && error.code.startsWith('InvalidParameter')) {
-    return new PluginError(
-      'INVALID_ARGUMENT',
-      `${detail}. The ciphertext is not a KMS CiphertextBlob of this account, or it was altered.`,
-    );
-  }
-  return new PluginError('INTERNAL', detail);
+  /** A Decrypt of a ciphertext of another KMS key (its KeyId). */
+  readonly onOtherKeyDecrypt?: (keyId: string) => void;
+  /** Encrypt/Decrypt calls waiting for KMS at once (default 64); beyond: RESOURCE_EXHAUSTED. */
+  readonly maxInFlight?: number;
+  /** Gap between refreshes asked by calls (default 5 s, or the refresh interval if shorter). */
+  readonly minRefreshGapMs?: number;
+  readonly clock?: Clock;
 }
 
 interface ServiceContext {
   readonly options: PluginServiceOptions;
   readonly log: Logger;
-  timed<T>(action: 'Encrypt' | 'Decrypt', work: () => Promise<T>): Promise<T>;
-  refreshSoon(): void;
+  readonly calls: KmsCallRunner;
+  readonly refresh: RefreshTrigger;
 }
 
-async function encrypt(context: ServiceContext, input: EncryptInput): Promise<EncryptAnswer> {
+async function encrypt(
+  context: ServiceContext,
+  input: EncryptInput,
+  signal: AbortSignal | undefined,
+): Promise<EncryptAnswer> {
   const { options, log } = context;
   const invalid = checkPlaintext(input.plaintext);
   if (invalid) throw invalid;
-  const snapshot = options.monitor.snapshot();
-  const known = snapshot.key;
+  const known = options.monitor.snapshot().key;
   const keyForCall = known?.keyId ?? requestKeyId(options.configuredKeyId);
   const plaintext = Buffer.from(input.plaintext).toString('base64');
-  const result = await context.timed('Encrypt', () => options.kms.encrypt(keyForCall, plaintext));
+  const result = await context.calls.run(
+    'Encrypt',
+    () => options.kms.encrypt(keyForCall, plaintext),
+    signal,
+  );
   const keyId = formatKeyId(result.keyId, result.keyVersionId);
   if (result.keyId !== known?.keyId || result.keyVersionId !== known.primaryKeyVersion) {
     // KMS encrypted with a version the snapshot does not know: the next Status must agree.
@@ -121,7 +115,7 @@ async function encrypt(context: ServiceContext, input: EncryptInput): Promise<En
       { uid: input.uid, keyId, snapshotVersion: known?.primaryKeyVersion },
       'Encrypt used another key version than the cached one; refreshing the key state',
     );
-    context.refreshSoon();
+    context.refresh.request();
   }
   log.debug({ uid: input.uid, keyId }, 'Encrypt');
   const annotations: Record<string, Buffer> =
@@ -131,27 +125,34 @@ async function encrypt(context: ServiceContext, input: EncryptInput): Promise<En
   return { ciphertext: Buffer.from(result.ciphertextBlob, 'utf8'), keyId, annotations };
 }
 
-function otherKey(ours: string, what: string): PluginError {
-  return new PluginError(
-    'INVALID_ARGUMENT',
-    `Decrypt: ${what}, but this plugin uses ${ours}; run a plugin for that key under its own provider name.`,
-  );
-}
-
-async function decrypt(context: ServiceContext, input: DecryptInput): Promise<Buffer> {
+/**
+ * KMS finds the key and version from the blob itself, so the stored key_id does not decide:
+ * a Secret written under the alias's previous key, or by ack-kms-plugin with its static
+ * key_id, must stay readable. Garbage fails at KMS (INVALID_ARGUMENT); a key the RAM policy
+ * does not permit answers PERMISSION_DENIED.
+ */
+async function decrypt(
+  context: ServiceContext,
+  input: DecryptInput,
+  signal: AbortSignal | undefined,
+): Promise<Buffer> {
   const { options, log } = context;
-  const invalid = checkCiphertext(input.ciphertext);
+  const invalid = checkCiphertext(input.ciphertext) ?? checkKeyId(input.keyId);
   if (invalid) throw invalid;
-  const resolved = options.monitor.snapshot().key?.keyId;
-  const ours = resolved ?? options.configuredKeyId;
-  const stored = input.keyId;
-  if (stored !== '' && matchKeyId(stored, options.configuredKeyId, resolved) === 'other') {
-    throw otherKey(ours, `key_id ${stored} names KMS key ${parseKeyId(stored).keyId}`);
-  }
   const blob = Buffer.from(input.ciphertext).toString('utf8');
-  const result = await context.timed('Decrypt', () => options.kms.decrypt(blob));
-  if (resolved !== undefined && result.keyId !== resolved) {
-    throw otherKey(ours, `the ciphertext belongs to KMS key ${result.keyId}`);
+  const result = await context.calls.run('Decrypt', () => options.kms.decrypt(blob), signal);
+  const ours = options.monitor.snapshot().key?.keyId;
+  if (ours !== undefined && result.keyId !== ours) {
+    options.onOtherKeyDecrypt?.(result.keyId);
+    log.warn(
+      {
+        uid: input.uid,
+        ciphertextKeyId: formatKeyId(result.keyId, result.keyVersionId),
+        storedKeyId: input.keyId,
+        pluginKeyId: ours,
+      },
+      "Decrypt of a ciphertext of another KMS key (the alias's previous key, or a key another plugin used): it stays readable while the RAM policy permits kms:Decrypt on that key; rewrite the Secrets (kms-secret-guard reencrypt) to move them to the plugin's key",
+    );
   }
   if (!isBase64Text(result.plaintext)) {
     throw new PluginError(
@@ -163,36 +164,61 @@ async function decrypt(context: ServiceContext, input: DecryptInput): Promise<Bu
   return Buffer.from(result.plaintext, 'base64');
 }
 
-export function createPluginService(options: PluginServiceOptions): PluginService {
-  const log = options.logger.child({ component: 'kms-plugin' });
-  const observe = (action: string, result: string, started: number): void => {
-    options.onKmsCall?.({ action, result, durationSeconds: (performance.now() - started) / 1000 });
-  };
-  const refreshSoon = (): void => {
-    options.monitor.refresh().catch(() => undefined);
-  };
-  const context: ServiceContext = {
-    options,
-    log,
-    refreshSoon,
-    async timed(action, work) {
-      const started = performance.now();
-      try {
-        const result = await work();
-        observe(action, 'ok', started);
-        return result;
-      } catch (thrown) {
-        const error = toKmsError(thrown);
-        observe(action, error.code, started);
-        // KMS said something about the key the snapshot may not know yet: Status catches up.
-        if (!error.transient) refreshSoon();
-        throw kmsFailure(action, error);
+/** Status's memory, folded from every snapshot it sees; logs when it ignores an older one. */
+function createStatusMemory(log: Logger): { remember(snapshot: KeySnapshot): StatusMemory } {
+  let memory = EMPTY_STATUS_MEMORY;
+  let lastIgnored: string | undefined;
+  return {
+    remember(snapshot) {
+      const next = rememberSnapshot(memory, snapshot);
+      memory = next.memory;
+      if (next.ignoredOlder !== undefined && next.ignoredOlder !== lastIgnored) {
+        log.warn(
+          {
+            snapshotVersion: next.ignoredOlder,
+            reportedVersion: memory.reported?.keyVersionId,
+          },
+          'KMS answered an older primary key version than the one already reported; Status keeps the newer one',
+        );
       }
+      lastIgnored = next.ignoredOlder;
+      return memory;
     },
   };
+}
+
+export function createPluginService(options: PluginServiceOptions): PluginService {
+  const log = options.logger.child({ component: 'kms-plugin' });
+  const refresh = createRefreshTrigger({
+    refresh: () => options.monitor.refresh(),
+    minIntervalMs: Math.min(
+      options.minRefreshGapMs ?? DEFAULT_MIN_REFRESH_GAP_MS,
+      options.refreshIntervalMs,
+    ),
+    clock: options.clock ?? systemClock,
+  });
+  const calls = createKmsCallRunner({
+    maxInFlight: options.maxInFlight ?? DEFAULT_MAX_IN_FLIGHT,
+    onKmsCall: options.onKmsCall,
+    // KMS said something about a key the snapshot may not know yet: Status catches up.
+    onKmsError: (_action, error) => {
+      if (isKeyRelated(error)) refresh.request();
+    },
+  });
+  const memory = createStatusMemory(log);
+  const context: ServiceContext = { options, log, calls, refresh };
   return {
-    status: () => decideStatus(options.monitor.snapshot(), options.maxStalenessMs),
-    encrypt: (input) => encrypt(context, input),
-    decrypt: (input) => decrypt(context, input),
+    status() {
+      const snapshot = options.monitor.snapshot();
+      return decideStatus(snapshot, memory.remember(snapshot), options.maxStalenessMs);
+    },
+    observe(snapshot) {
+      memory.remember(snapshot);
+    },
+    encrypt: (input, signal) => encrypt(context, input, signal),
+    decrypt: (input, signal) => decrypt(context, input, signal),
+    stop: () => {
+      refresh.stop();
+    },
   };
 }

@@ -1,10 +1,12 @@
 /**
  * The unix socket file: a stale one (left by a killed plugin) is replaced, a live one or
- * anything that is not a socket is refused, the folder is created owner-only.
+ * anything that is not a socket is refused, the folder is created owner-only, and the socket
+ * is bound in a private folder and renamed into place, so it is owner-only from the moment it
+ * can be reached (no process-wide umask change, which would race with other file creation).
  */
-import { chmod, lstat, mkdir, rm } from 'node:fs/promises';
+import { chmod, lstat, mkdir, mkdtemp, readdir, rename, rm } from 'node:fs/promises';
 import { connect } from 'node:net';
-import { dirname } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 
 export class SocketInUseError extends Error {
   constructor(message: string) {
@@ -13,7 +15,19 @@ export class SocketInUseError extends Error {
   }
 }
 
+/** The --listen path is not usable (too long for the temporary socket name). */
+export class SocketPathError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'SocketPathError';
+  }
+}
+
 export const SOCKET_MODE = 0o600;
+/** Linux limits a unix socket path to 107 bytes (sun_path). */
+const MAX_SOCKET_PATH_BYTES = 107;
+/** mkdtemp's six random characters. */
+const TEMP_SUFFIX = /^[A-Za-z0-9]{6}$/;
 export const SOCKET_DIR_MODE = 0o700;
 const PROBE_TIMEOUT_MS = 1000;
 
@@ -68,9 +82,47 @@ export async function prepareSocketPath(path: string): Promise<void> {
   await rm(path, { force: true });
 }
 
-/** Owner-only permissions on the bound socket: kube-apiserver runs as the same user (root). */
-export async function restrictSocket(path: string): Promise<void> {
-  await chmod(path, SOCKET_MODE);
+/** `<folder>/.<name>.` : mkdtemp adds six characters; the socket inside is `s`. */
+function privatePrefix(path: string): string {
+  return join(dirname(path), `.${basename(path)}.`);
+}
+
+/** Removes private folders a killed plugin left for this socket name (never another name's). */
+async function removeLeftovers(path: string): Promise<void> {
+  const prefix = basename(privatePrefix(path));
+  const folder = dirname(path);
+  for (const entry of await readdir(folder)) {
+    if (entry.startsWith(prefix) && TEMP_SUFFIX.test(entry.slice(prefix.length))) {
+      await rm(join(folder, entry), { recursive: true, force: true });
+    }
+  }
+}
+
+/**
+ * Binds the socket owner-only: `bind` gets a path in a fresh 0700 folder next to `path` (no
+ * other user can reach a socket in it), the socket is made 0600 there and renamed to `path`
+ * (same filesystem, atomic; it replaces a stale socket). Call after prepareSocketPath.
+ */
+export async function bindPrivately(
+  path: string,
+  bind: (temporaryPath: string) => Promise<void>,
+): Promise<void> {
+  const temporaryLength = Buffer.byteLength(privatePrefix(path)) + 8;
+  if (temporaryLength > MAX_SOCKET_PATH_BYTES) {
+    throw new SocketPathError(
+      `--listen / KMS_PLUGIN_SOCKET ${path} is too long: the plugin binds it first as a temporary socket ${temporaryLength - Buffer.byteLength(path)} bytes longer, and unix socket paths hold at most ${MAX_SOCKET_PATH_BYTES} bytes; choose a shorter path.`,
+    );
+  }
+  await removeLeftovers(path);
+  const privateFolder = await mkdtemp(privatePrefix(path));
+  const temporary = join(privateFolder, 's');
+  try {
+    await bind(temporary);
+    await chmod(temporary, SOCKET_MODE);
+    await rename(temporary, path);
+  } finally {
+    await rm(privateFolder, { recursive: true, force: true });
+  }
 }
 
 /** Removes the socket file if it is still a socket (never another file put in its place). */

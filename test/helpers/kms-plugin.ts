@@ -6,7 +6,11 @@ import type { PluginSettings } from '../../src/config/settings.js';
 import type { RunningEmulator } from '../../src/emulator/index.js';
 import { createLogger } from '../../src/logging/logger.js';
 import { loadKmsV2Package } from '../../src/plugin/grpc-server.js';
-import { startKmsPlugin, type RunningKmsPlugin } from '../../src/plugin/index.js';
+import {
+  startKmsPlugin,
+  type RunningKmsPlugin,
+  type StartKmsPluginOptions,
+} from '../../src/plugin/index.js';
 import { emulatorKmsSettings } from './kms.js';
 import { LogCapture } from './logs.js';
 
@@ -102,23 +106,31 @@ export async function startPluginUnderTest(
   overrides: Partial<PluginSettings> & {
     drainTimeoutMs?: number;
     logLevel?: PluginSettings['logLevel'];
+    /** The KMS client the plugin uses (default: the real SDK client against the emulator). */
+    api?: StartKmsPluginOptions['api'];
+    maxInFlight?: number;
+    minRefreshGapMs?: number;
   } = {},
 ): Promise<PluginUnderTest> {
   const socketPath = overrides.socketPath ?? join(socketDir(t), 'kms', 'socket.sock');
   const logs = new LogCapture();
+  const { drainTimeoutMs, api, maxInFlight, minRefreshGapMs, ...settingOverrides } = overrides;
   const settings: PluginSettings = {
     kms: emulatorKmsSettings(emulator, keyId),
     monitor: { refreshIntervalMs: 60_000, maxStalenessMs: 300_000 },
     socketPath,
     healthPort: 0,
     logLevel: 'info',
-    ...overrides,
+    ...settingOverrides,
   };
   const plugin = await startKmsPlugin({
     settings,
     logger: createLogger(settings.logLevel, logs),
     credential: { accessKeyId: emulator.accessKeyId, accessKeySecret: emulator.accessKeySecret },
-    ...(overrides.drainTimeoutMs === undefined ? {} : { drainTimeoutMs: overrides.drainTimeoutMs }),
+    ...(drainTimeoutMs === undefined ? {} : { drainTimeoutMs }),
+    ...(api === undefined ? {} : { api }),
+    ...(maxInFlight === undefined ? {} : { maxInFlight }),
+    ...(minRefreshGapMs === undefined ? {} : { minRefreshGapMs }),
   });
   const client = pluginClient(socketPath);
   t.teardown(async () => {

@@ -1,7 +1,18 @@
 import { spawn } from 'node:child_process';
-import { existsSync, linkSync, statSync, writeFileSync, readFileSync } from 'node:fs';
-import { createServer, type Server } from 'node:net';
-import { join } from 'node:path';
+import {
+  chmodSync,
+  existsSync,
+  linkSync,
+  lstatSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  statSync,
+  watch,
+  writeFileSync,
+} from 'node:fs';
+import { connect, createServer, type Server } from 'node:net';
+import { dirname, join } from 'node:path';
 import { Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { status as grpcStatus } from '@grpc/grpc-js';
@@ -9,6 +20,7 @@ import t from 'tap';
 import type { CliContext } from '../../src/cli/context.js';
 import { runCli } from '../../src/cli/program.js';
 import type { RunningEmulator } from '../../src/emulator/index.js';
+import { bindPrivately } from '../../src/plugin/socket.js';
 import { withEmulator } from '../helpers/emulator.js';
 import { eventually } from '../helpers/eventually.js';
 import { grpcError, pluginClient, socketDir, startPluginUnderTest } from '../helpers/kms-plugin.js';
@@ -257,3 +269,98 @@ t.test(
     t.notOk(existsSync(socketPath), 'the socket is removed');
   },
 );
+
+t.test(
+  'socket: bound in a private 0700 folder, owner-only before it appears at --listen',
+  async (t) => {
+    const dir = socketDir(t);
+    chmodSync(dir, 0o755); // as the kubelet's DirectoryOrCreate hostPath leaves it
+    const target = join(dir, 'socket.sock');
+    const server = createServer((socket) => socket.destroy());
+    t.teardown(() => closeServer(server));
+    let seenWhileBinding:
+      { folderMode: number; socketMode: number; targetExists: boolean } | undefined;
+    await bindPrivately(target, async (temporary) => {
+      t.ok(Buffer.byteLength(temporary) <= 107, 'the temporary path fits a unix socket');
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(temporary, () => {
+          resolve();
+        });
+      });
+      seenWhileBinding = {
+        folderMode: statSync(dirname(temporary)).mode & 0o777,
+        socketMode: statSync(temporary).mode & 0o777,
+        targetExists: existsSync(target),
+      };
+    });
+    t.equal(
+      seenWhileBinding?.folderMode,
+      0o700,
+      'bound inside a 0700 folder: nobody else can reach it',
+    );
+    t.equal(seenWhileBinding?.targetExists, false, 'nothing at --listen while it is not yet 0600');
+    t.equal(statSync(target).mode & 0o777, 0o600, 'at --listen it is 0600');
+    t.same(readdirSync(dir), ['socket.sock'], 'the private folder is gone');
+    t.equal(statSync(dir).mode & 0o777, 0o755, 'an existing folder keeps its mode');
+    const reached = await new Promise<boolean>((resolve) => {
+      const socket = connect({ path: target });
+      socket.once('connect', () => {
+        socket.destroy();
+        resolve(true);
+      });
+      socket.once('error', () => {
+        resolve(false);
+      });
+    });
+    t.ok(reached, 'the renamed socket accepts connections');
+  },
+);
+
+t.test('socket: every moment it is visible at --listen it is 0600 (fs.watch)', async (t) => {
+  const { emulator, keyId } = await withEmulator(t);
+  const dir = socketDir(t);
+  chmodSync(dir, 0o755);
+  const socketPath = join(dir, 'socket.sock');
+  // A leftover private folder of a killed plugin, and a stale socket: both are replaced.
+  mkdirSync(join(dir, '.socket.sock.AbC123'), { mode: 0o700 });
+  const gone = await listenOn(join(dir, 'original.sock'));
+  linkSync(join(dir, 'original.sock'), socketPath);
+  await closeServer(gone); // unlinks original.sock; the stale name stays
+  const modes: number[] = [];
+  const watcher = watch(dir, () => {
+    try {
+      const stats = lstatSync(socketPath);
+      if (stats.isSocket()) modes.push(stats.mode & 0o777);
+    } catch {
+      // not there at this moment
+    }
+  });
+  t.teardown(() => {
+    watcher.close();
+  });
+  const { client } = await startPluginUnderTest(t, emulator, keyId, { socketPath });
+  t.equal(statSync(socketPath).mode & 0o777, 0o600, 'right after listen: 0600');
+  t.equal((await client.status()).healthz, 'ok', 'the stale socket was replaced and serves');
+  t.same(readdirSync(dir), ['socket.sock'], "no private folder is left, the old one's included");
+  t.ok(
+    modes.every((mode) => mode === 0o600),
+    `every mode seen at --listen is 0600 (${modes.map((mode) => mode.toString(8)).join(', ') || 'none seen between events'})`,
+  );
+});
+
+t.test('socket: a --listen path too long for the temporary socket exits 2', async (t) => {
+  const { emulator, keyId } = await withEmulator(t);
+  const dir = socketDir(t);
+  const room = 107 - Buffer.byteLength(dir) - 1;
+  const socketPath = join(dir, 'x'.repeat(room));
+  const { args, env } = pluginArgs(emulator, keyId);
+  const result = await runPluginCli([...args, '--listen', socketPath], env);
+  t.equal(result.code, 2, 'exit 2');
+  t.match(
+    result.stderr,
+    /is too long: the plugin binds it first as a temporary socket/,
+    'says why',
+  );
+  t.notOk(existsSync(socketPath), 'no socket was created');
+});

@@ -1,10 +1,12 @@
 import { status as grpcStatus } from '@grpc/grpc-js';
 import t from 'tap';
 import { createKmsAdmin } from '../../src/emulator/admin.js';
+import { createKmsClient } from '../../src/kms/client.js';
 import { withEmulator, Kms, sdkFor } from '../helpers/emulator.js';
 import { eventually } from '../helpers/eventually.js';
 import { grpcError, startPluginUnderTest } from '../helpers/kms-plugin.js';
 import { httpGet } from '../helpers/http.js';
+import { emulatorKmsSettings } from '../helpers/kms.js';
 
 // kms-plugin in-process, the KMS emulator behind it through the real @alicloud/kms20160120
 // SDK, and a grpc-js client on the real unix socket speaking the vendored KMS v2 api.proto.
@@ -271,10 +273,10 @@ t.test('bad input: a clear gRPC error, never a crash', async (t) => {
       /not a KMS CiphertextBlob of this account, or it was altered/,
     ],
     [
-      'key_id of another key',
-      () => client.decrypt(good.ciphertext, 'key-another-one/key-version-1'),
+      'key_id above 1 KiB',
+      () => client.decrypt(good.ciphertext, 'k'.repeat(1025)),
       grpcStatus.INVALID_ARGUMENT,
-      /names KMS key key-another-one, but this plugin uses/,
+      /key_id is 1025 bytes.*at most 1024/,
     ],
   ];
   for (const [what, call, code, message] of cases) {
@@ -282,19 +284,6 @@ t.test('bad input: a clear gRPC error, never a crash', async (t) => {
     t.equal(error.code, code, `${what}: ${grpcStatus[code]}`);
     t.match(error.details, message, `${what}: clear message`);
   }
-
-  // Ciphertext of another key with our key_id: KMS decrypts it, the plugin still refuses it.
-  const sdk = sdkFor(emulator);
-  const other = (await sdk.createKey(new Kms.CreateKeyRequest({}))).keyMetadata.keyId;
-  const foreign = await sdk.encrypt(
-    new Kms.EncryptRequest({ keyId: other, plaintext: SEED.toString('base64') }),
-  );
-  const error = await grpcError(client.decrypt(Buffer.from(foreign.ciphertextBlob), good.key_id));
-  t.match(
-    error.details,
-    `belongs to KMS key ${other}`,
-    'a blob of another key is refused after KMS names its key',
-  );
 
   t.same(
     await client.decrypt(good.ciphertext, good.key_id),
@@ -321,4 +310,162 @@ t.test('no plaintext, ciphertext or DEK in the logs at trace level (canary)', as
   ] as const) {
     t.notOk(text.includes(needle), `no ${what} in the logs`);
   }
+});
+
+t.test('Decrypt: ciphertexts of other keys stay readable; KMS decides, not key_id', async (t) => {
+  const { emulator, keyId } = await withEmulator(t);
+  const { client, plugin, logs } = await startPluginUnderTest(t, emulator, keyId);
+  const sdk = sdkFor(emulator);
+  const version = (await createKmsAdmin(emulator, keyId).describeKey()).primaryKeyVersion;
+  // The key the alias pointed at before it was retargeted, or ack-kms-plugin's static key.
+  const previous = (await sdk.createKey(new Kms.CreateKeyRequest({}))).keyMetadata.keyId;
+  const blob = Buffer.from(
+    (
+      await sdk.encrypt(
+        new Kms.EncryptRequest({ keyId: previous, plaintext: SEED.toString('base64') }),
+      )
+    ).ciphertextBlob,
+  );
+
+  for (const [what, storedKeyId] of [
+    ["ack-kms-plugin's static key_id (the bare KeyId)", previous],
+    ['an alias the plugin is not configured with', 'alias/cluster-secrets-old'],
+    ["this plugin's key_id of the alias's previous key", `${previous}/key-version-old`],
+    ["a key_id naming the plugin's own key", `${keyId}/${version}`],
+    ['no key_id', ''],
+  ] as const) {
+    t.same(await client.decrypt(blob, storedKeyId), SEED, `${what}: decrypts`);
+  }
+  const metrics = (await httpGet(`${plugin.healthUrl}/metrics`)).body;
+  t.match(
+    metrics,
+    new RegExp(`kms_secret_guard_plugin_other_key_decrypts_total\\{key_id="${previous}"\\} 5`),
+    'each Decrypt of another key is counted, by its KeyId',
+  );
+  const warnings = logs.lines().filter((line) => line.level === 'warn');
+  t.equal(warnings.length, 5, 'one warning per Decrypt of another key');
+  t.match(
+    warnings[0],
+    { ciphertextKeyId: new RegExp(`^${previous}/`), pluginKeyId: keyId },
+    'the warning names both keys',
+  );
+  t.notOk(logs.text().includes(blob.toString('utf8').slice(0, 24)), 'no ciphertext in the logs');
+  t.notOk(logs.text().includes(SEED.toString('base64')), 'no plaintext in the logs');
+
+  // Garbage, and keys KMS will not decrypt with: KMS's answer, mapped clearly.
+  const garbage = await grpcError(client.decrypt(Buffer.from('bm90LWEta21zLWJsb2I='), previous));
+  t.equal(garbage.code, grpcStatus.INVALID_ARGUMENT, 'not a KMS blob: INVALID_ARGUMENT');
+  emulator.faults.failShare(1, 'Forbidden.KeyNotAuthorized', ['Decrypt']);
+  const denied = await grpcError(client.decrypt(blob, previous));
+  emulator.faults.reset();
+  t.equal(
+    denied.code,
+    grpcStatus.PERMISSION_DENIED,
+    'a key the RAM policy denies: PERMISSION_DENIED',
+  );
+  t.match(
+    denied.details,
+    /Forbidden\.KeyNotAuthorized.*kms:Decrypt.*the key that encrypted this ciphertext/,
+    'names the KMS code and the RAM action on the ciphertext key',
+  );
+  await createKmsAdmin(emulator, previous).disableKey();
+  const disabled = await grpcError(client.decrypt(blob, previous));
+  t.equal(
+    disabled.code,
+    grpcStatus.FAILED_PRECONDITION,
+    'a disabled other key: FAILED_PRECONDITION',
+  );
+  t.match(
+    disabled.details,
+    new RegExp(
+      `Rejected\\.Disabled.*${previous}.*The key that encrypted this ciphertext cannot be used`,
+    ),
+    'names the state and whose key it is',
+  );
+  t.equal((await client.status()).healthz, 'ok', "the plugin's own key is still ok");
+});
+
+t.test(
+  'Status: DescribeKey without PrimaryKeyVersion is a clear error, never "/undefined"',
+  async (t) => {
+    const { emulator, keyId } = await withEmulator(t);
+    const real = createKmsClient(emulatorKmsSettings(emulator, keyId), {
+      credential: { accessKeyId: emulator.accessKeyId, accessKeySecret: emulator.accessKeySecret },
+    });
+    const api: typeof real = {
+      ...real,
+      describeKey: async (id) => ({
+        ...(await real.describeKey(id)),
+        primaryKeyVersion: undefined,
+      }),
+    };
+    const { client, plugin } = await startPluginUnderTest(t, emulator, keyId, { api });
+    const error = await grpcError(client.status());
+    t.equal(error.code, grpcStatus.FAILED_PRECONDITION, 'FAILED_PRECONDITION');
+    t.match(
+      error.details,
+      `KMS key ${keyId}: DescribeKey answered without a PrimaryKeyVersion`,
+      'says what',
+    );
+    t.notMatch(error.details, /undefined/, 'no "undefined"');
+    const metrics = (await httpGet(`${plugin.healthUrl}/metrics`)).body;
+    t.notMatch(metrics, /key_id_info\{/, 'no key_id in the metrics');
+    t.notMatch(metrics, /\/undefined/, 'no "/undefined" anywhere in the metrics');
+  },
+);
+
+t.test('Status: unusable, then KMS unreachable past max staleness → the error stays', async (t) => {
+  const { emulator, keyId } = await withEmulator(t);
+  const { client, plugin } = await startPluginUnderTest(t, emulator, keyId, {
+    monitor: { refreshIntervalMs: 100, maxStalenessMs: 300 },
+  });
+  const good = await client.status();
+  t.equal(good.healthz, 'ok', 'ok at first');
+  emulator.faults.denyAccessKey(emulator.accessKeyId);
+  await plugin.monitor.refresh();
+  const denied = await grpcError(client.status());
+  t.equal(denied.code, grpcStatus.PERMISSION_DENIED, 'permission lost: PERMISSION_DENIED');
+  // Then KMS stops answering at all: the state turns unknown.
+  emulator.faults.denyAccessKey(emulator.accessKeyId, false);
+  emulator.faults.failShare(1, 'InternalFailure', ['DescribeKey']);
+  t.ok(
+    await eventually(() => plugin.monitor.snapshot().status === 'unknown', { timeoutMs: 10_000 }),
+    'the key state turned unknown',
+  );
+  const stillDenied = await grpcError(client.status());
+  t.equal(
+    stillDenied.code,
+    grpcStatus.PERMISSION_DENIED,
+    'unknown after unusable: still the error',
+  );
+  t.match(
+    stillDenied.details,
+    /Last known state; KMS has not answered since/,
+    'says it is the last known state',
+  );
+  t.notOk(stillDenied.details.includes(good.key_id), 'the last good key_id is not offered');
+  emulator.faults.reset();
+  t.ok(
+    await eventually(async () => (await client.status().catch(() => undefined))?.healthz === 'ok', {
+      timeoutMs: 10_000,
+    }),
+    'KMS answers again with the key usable: ok',
+  );
+
+  // The same without any Status call between the verdict and the outage: the plugin learns
+  // each lookup's verdict from the monitor itself.
+  emulator.faults.denyAccessKey(emulator.accessKeyId);
+  await plugin.monitor.refresh();
+  emulator.faults.denyAccessKey(emulator.accessKeyId, false);
+  emulator.faults.failShare(1, 'InternalFailure', ['DescribeKey']);
+  t.ok(
+    await eventually(() => plugin.monitor.snapshot().status === 'unknown', { timeoutMs: 10_000 }),
+    'unknown again',
+  );
+  t.equal(
+    (await grpcError(client.status())).code,
+    grpcStatus.PERMISSION_DENIED,
+    'a verdict no Status call saw still decides',
+  );
+  emulator.faults.reset();
 });

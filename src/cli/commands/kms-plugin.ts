@@ -11,7 +11,7 @@ import {
 import { staticCredentialFromEnv, type CredentialLike } from '../../kms/client.js';
 import { createLogger } from '../../logging/logger.js';
 import { startKmsPlugin, type RunningKmsPlugin } from '../../plugin/index.js';
-import { SocketInUseError } from '../../plugin/socket.js';
+import { SocketInUseError, SocketPathError } from '../../plugin/socket.js';
 import { listenError } from '../listen.js';
 import { addSettingOptions, rawSettings, untilStopped, type CliContext } from '../context.js';
 
@@ -35,7 +35,8 @@ export interface RunKmsPluginOptions {
 }
 
 function startError(error: unknown, settings: PluginSettings): unknown {
-  if (error instanceof SocketInUseError) return new ConfigError(error.message);
+  if (error instanceof SocketInUseError || error instanceof SocketPathError)
+    return new ConfigError(error.message);
   const code = (error as NodeJS.ErrnoException | undefined)?.code;
   if (code === 'EACCES' || code === 'EPERM' || code === 'EROFS') {
     return new ConfigError(
