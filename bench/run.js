@@ -21,7 +21,9 @@ import { join } from 'node:path';
 import {
   BENCH_DIR,
   cpuSeconds,
+  goLoadgen,
   load,
+  loadGo,
   log,
   machine,
   peakRssMiB,
@@ -29,6 +31,8 @@ import {
   pinRunner,
   serverNodeArgs,
   prepareFiles,
+  probeOptions,
+  readProbe,
   runNode,
   startCeiling,
   startKmsEmulator,
@@ -50,6 +54,13 @@ const BIG_REQUESTS = QUICK ? 15 : 100;
 const CONCURRENCIES = [1, 10, 50];
 const PATHS = ['/validate', '/mutate'];
 const HANDSHAKE_CONCURRENCY = 10;
+/**
+ * The tail phase (Go client): 10 workers, requests due at this fixed rate whether or not
+ * earlier ones answered, as Secret writes reach the API server. Well below either server's
+ * capacity, so its p99 shows stalls (GC, event-loop blocking), not a saturated queue.
+ */
+const TAIL_RATE = 2000;
+const TAIL_CONCURRENCY = 10;
 const REFRESH_INTERVAL_S = 5;
 const PROFILE = process.env.BENCH_PROFILE === '1';
 /** Node.js flags of both servers: the heap settings the Deployment ships, so RSS is as in a pod. */
@@ -58,13 +69,15 @@ const RUN_REENCRYPT = (process.env.BENCH_REENCRYPT ?? (QUICK ? '0' : '1')) === '
 const RUN_ENCRYPTION = (process.env.BENCH_ENCRYPTION ?? (QUICK ? '0' : '1')) === '1';
 const OUT = process.env.BENCH_OUT ?? join(BENCH_DIR, 'RESULTS.md');
 
-/** All scenarios against one freshly started server. */
-async function measureServer(server, files) {
+/** All scenarios against one freshly started server; `go` is the Go load generator's binary, if any. */
+async function measureServer(server, files, go) {
   const result = { keepAlive: {}, handshake: undefined, big: undefined, requests: 0 };
-  const measure = async (key, spec) => {
+  const measure = async (key, spec, generator = load) => {
+    await readProbe(server);
     const cpuBefore = cpuSeconds(server.pid);
-    const outcome = await load({ caFile: files.ca, warmupMs: WARMUP_MS, ...spec });
+    const outcome = await generator({ caFile: files.ca, warmupMs: WARMUP_MS, ...spec });
     const cpu = cpuSeconds(server.pid) - cpuBefore;
+    const probe = await readProbe(server);
     const sent = outcome.requests + outcome.warmupRequests;
     result.requests += sent;
     if (outcome.errors > 0) {
@@ -72,7 +85,11 @@ async function measureServer(server, files) {
         `${server.name} ${key}: ${outcome.errors} failed requests (${JSON.stringify(outcome.statuses)} ${outcome.firstError ?? ''})`,
       );
     }
-    return { ...outcome, cpuMicrosPerRequest: (cpu * 1e6) / Math.max(1, sent) };
+    return {
+      ...outcome,
+      cpuMicrosPerRequest: (cpu * 1e6) / Math.max(1, sent),
+      ...(probe !== undefined ? { probe } : {}),
+    };
   };
   // JIT warm-up of a fresh process (both variants alike): the phases measure steady state.
   for (const path of PATHS) {
@@ -96,6 +113,7 @@ async function measureServer(server, files) {
       });
     }
   }
+  if (go !== undefined) await measureWithGo(result, { server, files, go, measure });
   result.peakRssKeepAliveMiB = peakRssMiB(server.pid);
   result.handshake = await measure('handshake', {
     url: `${server.url}/validate`,
@@ -104,16 +122,54 @@ async function measureServer(server, files) {
     durationMs: DURATION_MS,
     keepAlive: false,
   });
-  result.big = await measure('1 MiB UPDATE', {
+  const big = {
     url: `${server.url}/validate`,
     bodyFile: files.big,
     concurrency: 1,
     durationMs: 60_000,
     maxRequests: BIG_REQUESTS,
     warmupMs: 0,
-  });
+  };
+  result.big = await measure('1 MiB UPDATE', big);
+  if (go !== undefined)
+    result.bigGo = await measure('go 1 MiB UPDATE', big, (spec) => loadGo(go, spec));
   result.peakRssMiB = peakRssMiB(server.pid);
   return result;
+}
+
+/**
+ * The same server through the Go load generator (an API-server-like client): /validate and
+ * /mutate at every concurrency and the open-loop tail phase.
+ */
+async function measureWithGo(result, { server, files, go, measure }) {
+  const generator = (spec) => loadGo(go, spec);
+  result.go = {};
+  for (const path of PATHS) {
+    for (const concurrency of CONCURRENCIES) {
+      const key = `${path} c${concurrency}`;
+      result.go[key] = await measure(
+        `go ${key}`,
+        {
+          url: `${server.url}${path}`,
+          bodyFile: files.small,
+          concurrency,
+          durationMs: DURATION_MS,
+        },
+        generator,
+      );
+    }
+  }
+  result.tail = await measure(
+    'go tail',
+    {
+      url: `${server.url}/validate`,
+      bodyFile: files.small,
+      concurrency: TAIL_CONCURRENCY,
+      rate: TAIL_RATE,
+      durationMs: DURATION_MS,
+    },
+    generator,
+  );
 }
 
 /** Runs one TypeScript benchmark script (its last stdout line is JSON) unless disabled. */
@@ -160,6 +216,9 @@ async function main() {
   const profileDir = PROFILE ? join(BENCH_DIR, 'profiles') : undefined;
   if (profileDir !== undefined) mkdirSync(profileDir, { recursive: true });
   const { files, smallBytes, bigBytes } = await prepareFiles(work);
+  const go = goLoadgen();
+  if (go.missing !== undefined)
+    log(`bench: no Go load generator (${go.missing}); its scenarios are skipped`);
   const emulator = await startKmsEmulator();
   const keyId = emulator.keyIds[0];
   const runs = { ceiling: [], webhook: [] };
@@ -172,23 +231,27 @@ async function main() {
     for (let rep = 0; rep < REPS; rep += 1) {
       const order = rep % 2 === 0 ? ['ceiling', 'webhook'] : ['webhook', 'ceiling'];
       for (const variant of order) {
+        const probeFile = join(work, `probe-${variant}-${rep}.json`);
+        const probe = probeOptions(probeFile);
         const server =
           variant === 'ceiling'
-            ? await startCeiling(files, NODE_ARGS)
+            ? await startCeiling(files, [...NODE_ARGS, ...probe.nodeArgs], probe.env)
             : await startWebhook({
                 files,
                 emulator,
                 keyId,
                 logFile: join(work, `webhook-${rep}.log`),
                 refreshIntervalSeconds: REFRESH_INTERVAL_S,
-                nodeArgs: NODE_ARGS,
+                nodeArgs: [...NODE_ARGS, ...probe.nodeArgs],
+                extraEnv: probe.env,
                 ...(profileDir !== undefined ? { profileDir } : {}),
               });
+        server.probeFile = probeFile;
         const kmsBefore = emulator.requestCount();
         const describeBefore = emulator.requestCount('DescribeKey');
         const servingStarted = Date.now();
         try {
-          const measured = await measureServer(server, files);
+          const measured = await measureServer(server, files, go.binary);
           runs[variant].push(measured);
           if (variant === 'webhook') {
             const seconds = (Date.now() - servingStarted) / 1000;
@@ -221,6 +284,8 @@ async function main() {
     concurrencies: CONCURRENCIES,
     paths: PATHS,
   });
+  summary.goLoadgen =
+    go.binary !== undefined ? { used: true } : { used: false, missing: go.missing };
   const checked = goals(summary);
   for (const goal of checked) log(`${goal.pass ? 'PASS' : 'FAIL'}  ${goal.name}: ${goal.measured}`);
   const settings = {
@@ -234,6 +299,8 @@ async function main() {
     bigReviewBytes: bigBytes,
     refreshIntervalSeconds: REFRESH_INTERVAL_S,
     handshakeConcurrency: HANDSHAKE_CONCURRENCY,
+    tailRate: TAIL_RATE,
+    tailConcurrency: TAIL_CONCURRENCY,
     profile: PROFILE,
     nodeArgs: NODE_ARGS.join(' '),
     pinned: PIN,
