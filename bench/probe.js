@@ -6,15 +6,19 @@
  * renamed) and starts afresh; the runner signals before and after each measured phase.
  */
 import { renameSync, writeFileSync } from 'node:fs';
-import { monitorEventLoopDelay, PerformanceObserver } from 'node:perf_hooks';
+import { constants, monitorEventLoopDelay, PerformanceObserver } from 'node:perf_hooks';
 
 const file = process.env.BENCH_PROBE_FILE;
 if (file !== undefined && file !== '') {
   const RESOLUTION_MS = 10;
   const delay = monitorEventLoopDelay({ resolution: RESOLUTION_MS });
   delay.enable();
-  // Kinds as in perf_hooks.constants: 1 minor (scavenge), 2 major (mark-compact), 4 incremental, 8 weakcb.
-  const KINDS = { 1: 'scavenge', 2: 'markCompact', 4: 'incremental', 8: 'weakCallbacks' };
+  const KINDS = {
+    [constants.NODE_PERFORMANCE_GC_MINOR]: 'scavenge',
+    [constants.NODE_PERFORMANCE_GC_MAJOR]: 'markCompact',
+    [constants.NODE_PERFORMANCE_GC_INCREMENTAL]: 'incremental',
+    [constants.NODE_PERFORMANCE_GC_WEAKCB]: 'weakCallbacks',
+  };
   let gc = {};
   let pauses = [];
   const observer = new PerformanceObserver((list) => {

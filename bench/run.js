@@ -113,6 +113,7 @@ async function measureServer(server, files, go) {
       });
     }
   }
+  result.peakRssNodeClientMiB = peakRssMiB(server.pid);
   if (go !== undefined) await measureWithGo(result, { server, files, go, measure });
   result.peakRssKeepAliveMiB = peakRssMiB(server.pid);
   result.handshake = await measure('handshake', {

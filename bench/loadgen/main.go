@@ -82,6 +82,8 @@ type result struct {
 	RPS            float64        `json:"rps"`
 	LatencyMs      latency        `json:"latencyMs"`
 	Protocol       string         `json:"protocol"`
+	// Connections opened in the whole run (warm-up included).
+	Connections int64 `json:"connections"`
 	// The generator's own CPU (user + system) per request and as a share of one core: near 1
 	// means the generator, not the server, set the pace.
 	ClientCPUMicrosPerRequest float64 `json:"clientCpuMicrosPerRequest"`
@@ -132,8 +134,12 @@ func newTransport(opts options) (*http.Transport, error) {
 	if !opts.HTTP2 {
 		tlsConfig.NextProtos = []string{"http/1.1"}
 	}
+	dialer := &net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}
 	transport := &http.Transport{
-		DialContext:         (&net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			dials.Add(1)
+			return dialer.DialContext(ctx, network, addr)
+		},
 		TLSHandshakeTimeout: 10 * time.Second,
 		TLSClientConfig:     tlsConfig,
 		MaxIdleConnsPerHost: 25,
@@ -147,6 +153,10 @@ func newTransport(opts options) (*http.Transport, error) {
 	}
 	return transport, nil
 }
+
+// dials counts the connections the transport opened: like the API server's client, it dials
+// a new one whenever no idle connection is free at that moment, and keeps up to 25 idle.
+var dials atomic.Int64
 
 type phaseResult struct {
 	latencies  []float64
@@ -334,6 +344,7 @@ func run(opts options) (result, error) {
 		Seconds:                   round3(seconds),
 		RPS:                       round3(float64(measured.statuses["200"]) / seconds),
 		Protocol:                  measured.protocol,
+		Connections:               dials.Load(),
 		ClientCPUMicrosPerRequest: round3(cpu * 1e6 / float64(max(1, measured.requests))),
 		ClientCPUShare:            round3(cpu / seconds),
 		LatencyMs: latency{
