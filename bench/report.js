@@ -288,6 +288,15 @@ function keepAliveTable(summary) {
   return rows.join('\n');
 }
 
+/** The Go client used nearly all of its core: that row measured the client as much as the server. */
+const CLIENT_BOUND_SHARE = 0.9;
+function clientBound(entry) {
+  return (
+    Math.max(entry.clientCpuShare.webhook.max, entry.clientCpuShare.ceiling.max) >=
+    CLIENT_BOUND_SHARE
+  );
+}
+
 function goTable(summary) {
   const rows = [
     '| scenario | webhook req/s | ceiling req/s | ratio (paired) | webhook p50 / p99 ms | ceiling p50 / p99 ms | p99 ratio (paired) | server CPU µs/req webhook / ceiling | Go client CPU share of its core webhook / ceiling | connections opened webhook / ceiling |',
@@ -295,7 +304,7 @@ function goTable(summary) {
   ];
   for (const [key, entry] of Object.entries(summary.go)) {
     rows.push(
-      `| ${key} | ${fmt(entry.rps.webhook)} | ${fmt(entry.rps.ceiling)} | ${fmtRange(entry.rpsRatio)} | ${fmt(entry.p50.webhook, 3)} / ${fmt(entry.p99.webhook, 3)} | ${fmt(entry.p50.ceiling, 3)} / ${fmt(entry.p99.ceiling, 3)} | ${fmtRange(entry.p99Ratio)} | ${fmt(entry.cpuUs.webhook)} / ${fmt(entry.cpuUs.ceiling)} | ${fmt(entry.clientCpuShare.webhook, 2)} / ${fmt(entry.clientCpuShare.ceiling, 2)} | ${fmt(entry.connections.webhook)} / ${fmt(entry.connections.ceiling)} |`,
+      `| ${key} | ${fmt(entry.rps.webhook)} | ${fmt(entry.rps.ceiling)} | ${fmtRange(entry.rpsRatio)} | ${fmt(entry.p50.webhook, 3)} / ${fmt(entry.p99.webhook, 3)} | ${fmt(entry.p50.ceiling, 3)} / ${fmt(entry.p99.ceiling, 3)} | ${fmtRange(entry.p99Ratio)} | ${fmt(entry.cpuUs.webhook)} / ${fmt(entry.cpuUs.ceiling)} | ${fmt(entry.clientCpuShare.webhook, 2)} / ${fmt(entry.clientCpuShare.ceiling, 2)}${clientBound(entry) ? ' (client-bound)' : ''} | ${fmt(entry.connections.webhook)} / ${fmt(entry.connections.ceiling)} |`,
     );
   }
   return rows.join('\n');
@@ -321,7 +330,7 @@ function probeTable(rows) {
 
 function goSection(summary, settings) {
   if (summary.go === undefined) {
-    return `Not measured in this run: ${summary.goLoadgen?.missing ?? 'no Go load generator'}. Install Go ≥ 1.24 (scripts/loadgen.sh builds bench/loadgen).`;
+    return `Not measured in this run (${summary.goLoadgen?.missing ?? 'no Go load generator'}): scripts/loadgen.sh builds bench/loadgen with Go ≥ 1.24.`;
   }
   return [
     'bench/loadgen (Go net/http, configured like kube-apiserver’s webhook client: TLS ≥ 1.2, no session cache, HTTP/1.1 as for a Service-referenced webhook, up to 25 idle connections, `?timeout=10s`, the answer decoded), same servers, same pinning, closed loop:',
