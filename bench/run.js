@@ -3,10 +3,12 @@
  * `npm run bench`: the webhook (`kms-secret-guard serve` from dist/, its own process) against
  * the ceiling (bench/ceiling.js, a bare node:https server, same certificate), with
  * interleaved repetitions: every repetition restarts both servers, alternating which goes
- * first. The load generator (bench/load.js) is a third process; the KMS emulator runs here.
- * Writes bench/RESULTS.md and bench/results.json.
+ * first. The load generators are third processes: bench/load.js (Node) and bench/loadgen
+ * (Go, shaped like kube-apiserver's webhook client; built by scripts/loadgen.sh, its
+ * scenarios skipped when Go is missing). Both servers load bench/probe.js (event-loop delay,
+ * GC pauses). The KMS emulator runs here. Writes bench/RESULTS.md and bench/results.json.
  *
- *   npm run bench                 full run (4 repetitions, about 6-9 minutes with reencrypt)
+ *   npm run bench                 full run (4 repetitions, about 8 minutes + the reencrypt and kube-apiserver benchmarks)
  *   BENCH_QUICK=1 npm run bench   short run (2 repetitions, short phases, no reencrypt sweep)
  *   BENCH_STRICT=1                exit 1 when a goal fails
  *
