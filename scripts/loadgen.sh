@@ -19,8 +19,8 @@ wanted=$( (cat "$src"/go.mod "$src"/*.go; go version) | sha256sum | cut -d' ' -f
 if [ ! -x "$binary" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$wanted" ]; then
   mkdir -p "$out"
   export GOTOOLCHAIN=local GOFLAGS="-mod=readonly -buildvcs=false" CGO_ENABLED=0
-  (cd "$src" && nice go build -trimpath -o "$binary.tmp" .) >&2
-  mv "$binary.tmp" "$binary"
+  (cd "$src" && nice go build -trimpath -o "$binary.$$.tmp" .) >&2
+  mv "$binary.$$.tmp" "$binary"
   echo "$wanted" >"$stamp"
 fi
 echo "$binary"
