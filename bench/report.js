@@ -337,7 +337,7 @@ function goSection(summary, settings) {
     '',
     goTable(summary),
     '',
-    `Tail phase: /validate, ${settings.tailConcurrency} workers, open loop at ${settings.tailRate} requests/s (each latency counts from when its request was due, so a stall also delays the requests queued behind it):`,
+    `Tail phase: /validate, ${settings.tailConcurrency} workers, open loop at ${settings.tailRate} requests/s (a request due while every worker was busy counts from when it was due, so a stall also delays the requests queued behind it):`,
     '',
     '| | p50 ms | p99 ms | max ms | server CPU µs/req |',
     '|---|---|---|---|---|',
