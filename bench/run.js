@@ -15,7 +15,7 @@
  * Other knobs: BENCH_REPS, BENCH_DURATION_MS, BENCH_REENCRYPT=0|1, BENCH_ENCRYPTION=0|1 (bench/encryption.ts), BENCH_PROFILE=1 (webhook
  * under --cpu-prof, profiles in bench/profiles/), BENCH_LABEL (a note in RESULTS.md),
  * BENCH_NODE_ARGS (Node.js flags of both servers; default: the Deployment's NODE_OPTIONS),
- * BENCH_PIN=0 (no CPU pinning), BENCH_OUT (RESULTS.md path), BENCH_JSON (raw results path, default bench/results.json).
+ * BENCH_PIN=0 (no CPU pinning), BENCH_PROBE=0 (no bench/probe.js in the servers), BENCH_OUT (RESULTS.md path), BENCH_JSON (raw results path, default bench/results.json).
  */
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -65,6 +65,8 @@ const TAIL_RATE = 2000;
 const TAIL_CONCURRENCY = 10;
 const REFRESH_INTERVAL_S = 5;
 const PROFILE = process.env.BENCH_PROFILE === '1';
+/** bench/probe.js in both servers (BENCH_PROBE=0: without; it adds 0-3 MB of peak RSS). */
+const PROBE = process.env.BENCH_PROBE !== '0';
 /** Node.js flags of both servers: the heap settings the Deployment ships, so RSS is as in a pod. */
 const NODE_ARGS = serverNodeArgs();
 const RUN_REENCRYPT = (process.env.BENCH_REENCRYPT ?? (QUICK ? '0' : '1')) === '1';
@@ -242,7 +244,7 @@ async function main() {
       const order = rep % 2 === 0 ? ['ceiling', 'webhook'] : ['webhook', 'ceiling'];
       for (const variant of order) {
         const probeFile = join(work, `probe-${variant}-${rep}.json`);
-        const probe = probeOptions(probeFile);
+        const probe = PROBE ? probeOptions(probeFile) : { nodeArgs: [], env: {} };
         const server =
           variant === 'ceiling'
             ? await startCeiling(files, [...NODE_ARGS, ...probe.nodeArgs], probe.env)
@@ -256,7 +258,7 @@ async function main() {
                 extraEnv: probe.env,
                 ...(profileDir !== undefined ? { profileDir } : {}),
               });
-        server.probeFile = probeFile;
+        if (PROBE) server.probeFile = probeFile;
         const kmsBefore = emulator.requestCount();
         const describeBefore = emulator.requestCount('DescribeKey');
         const servingStarted = Date.now();
@@ -312,6 +314,7 @@ async function main() {
     tailRate: TAIL_RATE,
     tailConcurrency: TAIL_CONCURRENCY,
     profile: PROFILE,
+    probe: PROBE,
     nodeArgs: NODE_ARGS.join(' '),
     pinned: PIN,
     label: process.env.BENCH_LABEL ?? '',
