@@ -1,10 +1,10 @@
 /** Process plumbing shared by bench/run.js and bench/profile.js. */
-import { execFileSync, spawn } from 'node:child_process';
+import { execFile, execFileSync, spawn } from 'node:child_process';
 import { closeSync, mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { cpus, totalmem } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { secretCreateReview, secretUpdateReview } from './reviews.js';
 
 export const BENCH_DIR = dirname(fileURLToPath(import.meta.url));
@@ -117,6 +117,70 @@ export async function load(spec) {
   return JSON.parse(lines[lines.length - 1]);
 }
 
+/**
+ * The Go load generator (bench/loadgen, built by scripts/loadgen.sh into .cache/loadgen/):
+ * `{ binary }`, or `{ missing }` with the reason when Go is not installed or the build failed.
+ */
+export function goLoadgen() {
+  try {
+    const binary = execFileSync('bash', [join(ROOT, 'scripts', 'loadgen.sh')], {
+      cwd: ROOT,
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'pipe'],
+    }).trim();
+    return { binary };
+  } catch (error) {
+    const stderr = String(error?.stderr ?? '').trim();
+    return { missing: stderr.split('\n').pop() || 'scripts/loadgen.sh failed' };
+  }
+}
+
+/** One run of the Go load generator (same options and output as bench/load.js, see its header). */
+export function loadGo(binary, spec) {
+  return new Promise((resolveRun, reject) => {
+    execFile(binary, [JSON.stringify(spec)], { timeout: 180_000 }, (error, stdout, stderr) => {
+      if (error !== null) {
+        reject(new Error(`loadgen failed: ${error.message} ${stderr.slice(-2000)}`));
+        return;
+      }
+      const lines = stdout.trim().split('\n');
+      resolveRun(JSON.parse(lines[lines.length - 1]));
+    });
+  });
+}
+
+/** Node.js flags and environment that load bench/probe.js into a server writing to `file`. */
+export function probeOptions(file) {
+  return {
+    nodeArgs: ['--import', pathToFileURL(join(BENCH_DIR, 'probe.js')).href],
+    env: { BENCH_PROBE_FILE: file },
+  };
+}
+
+/**
+ * What bench/probe.js saw in the server since the last call (event-loop delay, GC pauses):
+ * signals it and waits for its report. Undefined when the server runs without the probe.
+ */
+export async function readProbe(server) {
+  if (server.probeFile === undefined) return undefined;
+  const last = server.probeSequence ?? 0;
+  server.child.kill('SIGUSR2');
+  const deadline = Date.now() + 5_000;
+  for (;;) {
+    try {
+      const report = JSON.parse(readFileSync(server.probeFile, 'utf8'));
+      if (report.sequence > last) {
+        server.probeSequence = report.sequence;
+        return report;
+      }
+    } catch {
+      // not written yet
+    }
+    if (Date.now() > deadline) return undefined;
+    await sleep(5);
+  }
+}
+
 export async function stopProcess(child) {
   if (child.exitCode !== null || child.signalCode !== null) return;
   const exited = new Promise((done) => child.once('exit', done));
@@ -140,14 +204,14 @@ export async function waitForHttp(url, ok, timeoutMs = 20_000) {
   }
 }
 
-export async function startCeiling(files, nodeArgs = []) {
+export async function startCeiling(files, nodeArgs = [], extraEnv = {}) {
   const child = spawn(
     ...serverCommand([
       ...nodeArgs,
       join(BENCH_DIR, 'ceiling.js'),
       JSON.stringify({ certFile: files.cert, keyFile: files.key }),
     ]),
-    { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] },
+    { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, ...extraEnv } },
   );
   const port = await new Promise((resolvePort, reject) => {
     let buffer = '';

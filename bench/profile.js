@@ -4,7 +4,8 @@
  * /validate and /mutate at concurrency 10 (and, with BENCH_PROFILE_BIG=1, the 1 MiB UPDATE),
  * then prints the self-time summary of the profile (bench/profile-summary.js).
  * BENCH_PROFILE_TARGET=ceiling profiles bench/ceiling.js instead, for comparison;
- * BENCH_CONCURRENCY sets the concurrency of the 2 KB phases (default 10).
+ * BENCH_CONCURRENCY sets the concurrency of the 2 KB phases (default 10); BENCH_CLIENT=go drives
+ * them with bench/loadgen (the client shaped like kube-apiserver's) instead of bench/load.js.
  * Profiles are kept in bench/profiles/ (git-ignored material: delete at will).
  */
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
@@ -13,7 +14,9 @@ import { join } from 'node:path';
 import {
   BENCH_DIR,
   cpuSeconds,
+  goLoadgen,
   load,
+  loadGo,
   log,
   peakRssMiB,
   pinRunner,
@@ -33,6 +36,9 @@ pinRunner();
 const DURATION_MS = Number(process.env.BENCH_DURATION_MS ?? 5000);
 const BIG = process.env.BENCH_PROFILE_BIG === '1';
 const TARGET = process.env.BENCH_PROFILE_TARGET ?? 'webhook';
+const go = process.env.BENCH_CLIENT === 'go' ? goLoadgen() : undefined;
+if (go?.missing !== undefined) throw new Error(`BENCH_CLIENT=go: ${go.missing}`);
+const client = go?.binary !== undefined ? (spec) => loadGo(go.binary, spec) : load;
 const profileDir = join(BENCH_DIR, 'profiles');
 mkdirSync(profileDir, { recursive: true });
 const work = mkdtempSync(join(tmpdir(), 'ksg-profile-'));
@@ -58,7 +64,7 @@ try {
     const paths = BIG ? [] : ['/validate', '/mutate'];
     for (const path of paths) {
       const cpuBefore = cpuSeconds(server.pid);
-      const result = await load({
+      const result = await client({
         url: `${server.url}${path}`,
         bodyFile: files.small,
         caFile: files.ca,
@@ -69,7 +75,7 @@ try {
       const cpuMicros =
         ((cpuSeconds(server.pid) - cpuBefore) * 1e6) / (result.requests + result.warmupRequests);
       log(
-        `${TARGET} ${path} c10: ${result.rps} req/s, p50 ${result.latencyMs.p50} ms, p99 ${result.latencyMs.p99} ms, server CPU ${cpuMicros.toFixed(0)} µs/request`,
+        `${TARGET} ${path} c${process.env.BENCH_CONCURRENCY ?? 10}: ${result.rps} req/s, p50 ${result.latencyMs.p50} ms, p99 ${result.latencyMs.p99} ms, server CPU ${cpuMicros.toFixed(0)} µs/request`,
       );
     }
     if (BIG) {

@@ -3,17 +3,19 @@
  * `npm run bench`: the webhook (`kms-secret-guard serve` from dist/, its own process) against
  * the ceiling (bench/ceiling.js, a bare node:https server, same certificate), with
  * interleaved repetitions: every repetition restarts both servers, alternating which goes
- * first. The load generator (bench/load.js) is a third process; the KMS emulator runs here.
- * Writes bench/RESULTS.md and bench/results.json.
+ * first. The load generators are third processes: bench/load.js (Node) and bench/loadgen
+ * (Go, shaped like kube-apiserver's webhook client; built by scripts/loadgen.sh, its
+ * scenarios skipped when Go is missing). Both servers load bench/probe.js (event-loop delay,
+ * GC pauses). The KMS emulator runs here. Writes bench/RESULTS.md and bench/results.json.
  *
- *   npm run bench                 full run (4 repetitions, about 6-9 minutes with reencrypt)
+ *   npm run bench                 full run (4 repetitions, about 8 minutes + the reencrypt and kube-apiserver benchmarks)
  *   BENCH_QUICK=1 npm run bench   short run (2 repetitions, short phases, no reencrypt sweep)
  *   BENCH_STRICT=1                exit 1 when a goal fails
  *
  * Other knobs: BENCH_REPS, BENCH_DURATION_MS, BENCH_REENCRYPT=0|1, BENCH_ENCRYPTION=0|1 (bench/encryption.ts), BENCH_PROFILE=1 (webhook
  * under --cpu-prof, profiles in bench/profiles/), BENCH_LABEL (a note in RESULTS.md),
  * BENCH_NODE_ARGS (Node.js flags of both servers; default: the Deployment's NODE_OPTIONS),
- * BENCH_PIN=0 (no CPU pinning), BENCH_OUT (RESULTS.md path), BENCH_JSON (raw results path, default bench/results.json).
+ * BENCH_PIN=0 (no CPU pinning), BENCH_PROBE=0 (no bench/probe.js in the servers), BENCH_OUT (RESULTS.md path), BENCH_JSON (raw results path, default bench/results.json).
  */
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -21,7 +23,9 @@ import { join } from 'node:path';
 import {
   BENCH_DIR,
   cpuSeconds,
+  goLoadgen,
   load,
+  loadGo,
   log,
   machine,
   peakRssMiB,
@@ -29,6 +33,8 @@ import {
   pinRunner,
   serverNodeArgs,
   prepareFiles,
+  probeOptions,
+  readProbe,
   runNode,
   startCeiling,
   startKmsEmulator,
@@ -50,21 +56,32 @@ const BIG_REQUESTS = QUICK ? 15 : 100;
 const CONCURRENCIES = [1, 10, 50];
 const PATHS = ['/validate', '/mutate'];
 const HANDSHAKE_CONCURRENCY = 10;
+/**
+ * The tail phase (Go client): 10 workers, requests due at this fixed rate whether or not
+ * earlier ones answered, as Secret writes reach the API server. Well below either server's
+ * capacity, so its p99 shows stalls (GC, event-loop blocking), not a saturated queue.
+ */
+const TAIL_RATE = 2000;
+const TAIL_CONCURRENCY = 10;
 const REFRESH_INTERVAL_S = 5;
 const PROFILE = process.env.BENCH_PROFILE === '1';
+/** bench/probe.js in both servers (BENCH_PROBE=0: without; it adds 0-3 MB of peak RSS). */
+const PROBE = process.env.BENCH_PROBE !== '0';
 /** Node.js flags of both servers: the heap settings the Deployment ships, so RSS is as in a pod. */
 const NODE_ARGS = serverNodeArgs();
 const RUN_REENCRYPT = (process.env.BENCH_REENCRYPT ?? (QUICK ? '0' : '1')) === '1';
 const RUN_ENCRYPTION = (process.env.BENCH_ENCRYPTION ?? (QUICK ? '0' : '1')) === '1';
 const OUT = process.env.BENCH_OUT ?? join(BENCH_DIR, 'RESULTS.md');
 
-/** All scenarios against one freshly started server. */
-async function measureServer(server, files) {
+/** All scenarios against one freshly started server; `go` is the Go load generator's binary, if any. */
+async function measureServer(server, files, go) {
   const result = { keepAlive: {}, handshake: undefined, big: undefined, requests: 0 };
-  const measure = async (key, spec) => {
+  const measure = async (key, spec, generator = load) => {
+    await readProbe(server);
     const cpuBefore = cpuSeconds(server.pid);
-    const outcome = await load({ caFile: files.ca, warmupMs: WARMUP_MS, ...spec });
+    const outcome = await generator({ caFile: files.ca, warmupMs: WARMUP_MS, ...spec });
     const cpu = cpuSeconds(server.pid) - cpuBefore;
+    const probe = await readProbe(server);
     const sent = outcome.requests + outcome.warmupRequests;
     result.requests += sent;
     if (outcome.errors > 0) {
@@ -72,18 +89,29 @@ async function measureServer(server, files) {
         `${server.name} ${key}: ${outcome.errors} failed requests (${JSON.stringify(outcome.statuses)} ${outcome.firstError ?? ''})`,
       );
     }
-    return { ...outcome, cpuMicrosPerRequest: (cpu * 1e6) / Math.max(1, sent) };
+    return {
+      ...outcome,
+      cpuMicrosPerRequest: (cpu * 1e6) / Math.max(1, sent),
+      ...(probe !== undefined ? { probe } : {}),
+    };
   };
   // JIT warm-up of a fresh process (both variants alike): the phases measure steady state.
-  for (const path of PATHS) {
-    const warm = await load({
-      url: `${server.url}${path}`,
-      bodyFile: files.small,
-      caFile: files.ca,
-      concurrency: 10,
-      durationMs: SERVER_WARMUP_MS,
-    });
-    result.requests += warm.requests;
+  // Both clients and concurrency 1 too: the Go client's requests (query string, headers)
+  // take code paths the Node client's never do, and the webhook's CPU per request at
+  // concurrency 1 kept falling for about 5 s after a warm-up at concurrency 10 alone.
+  const generators = [load, ...(go !== undefined ? [(spec) => loadGo(go, spec)] : [])];
+  const warmups = [...PATHS.map((path) => [path, 10]), ['/validate', 1]];
+  for (const generator of generators) {
+    for (const [path, concurrency] of warmups) {
+      const warm = await generator({
+        url: `${server.url}${path}`,
+        bodyFile: files.small,
+        caFile: files.ca,
+        concurrency,
+        durationMs: SERVER_WARMUP_MS,
+      });
+      result.requests += warm.requests;
+    }
   }
   for (const path of PATHS) {
     for (const concurrency of CONCURRENCIES) {
@@ -96,6 +124,8 @@ async function measureServer(server, files) {
       });
     }
   }
+  result.peakRssNodeClientMiB = peakRssMiB(server.pid);
+  if (go !== undefined) await measureWithGo(result, { server, files, go, measure });
   result.peakRssKeepAliveMiB = peakRssMiB(server.pid);
   result.handshake = await measure('handshake', {
     url: `${server.url}/validate`,
@@ -104,16 +134,54 @@ async function measureServer(server, files) {
     durationMs: DURATION_MS,
     keepAlive: false,
   });
-  result.big = await measure('1 MiB UPDATE', {
+  const big = {
     url: `${server.url}/validate`,
     bodyFile: files.big,
     concurrency: 1,
     durationMs: 60_000,
     maxRequests: BIG_REQUESTS,
     warmupMs: 0,
-  });
+  };
+  result.big = await measure('1 MiB UPDATE', big);
+  if (go !== undefined)
+    result.bigGo = await measure('go 1 MiB UPDATE', big, (spec) => loadGo(go, spec));
   result.peakRssMiB = peakRssMiB(server.pid);
   return result;
+}
+
+/**
+ * The same server through the Go load generator (an API-server-like client): /validate and
+ * /mutate at every concurrency and the open-loop tail phase.
+ */
+async function measureWithGo(result, { server, files, go, measure }) {
+  const generator = (spec) => loadGo(go, spec);
+  result.go = {};
+  for (const path of PATHS) {
+    for (const concurrency of CONCURRENCIES) {
+      const key = `${path} c${concurrency}`;
+      result.go[key] = await measure(
+        `go ${key}`,
+        {
+          url: `${server.url}${path}`,
+          bodyFile: files.small,
+          concurrency,
+          durationMs: DURATION_MS,
+        },
+        generator,
+      );
+    }
+  }
+  result.tail = await measure(
+    'go tail',
+    {
+      url: `${server.url}/validate`,
+      bodyFile: files.small,
+      concurrency: TAIL_CONCURRENCY,
+      rate: TAIL_RATE,
+      durationMs: DURATION_MS,
+    },
+    generator,
+  );
 }
 
 /** Runs one TypeScript benchmark script (its last stdout line is JSON) unless disabled. */
@@ -160,6 +228,9 @@ async function main() {
   const profileDir = PROFILE ? join(BENCH_DIR, 'profiles') : undefined;
   if (profileDir !== undefined) mkdirSync(profileDir, { recursive: true });
   const { files, smallBytes, bigBytes } = await prepareFiles(work);
+  const go = goLoadgen();
+  if (go.missing !== undefined)
+    log(`bench: no Go load generator (${go.missing}); its scenarios are skipped`);
   const emulator = await startKmsEmulator();
   const keyId = emulator.keyIds[0];
   const runs = { ceiling: [], webhook: [] };
@@ -172,23 +243,27 @@ async function main() {
     for (let rep = 0; rep < REPS; rep += 1) {
       const order = rep % 2 === 0 ? ['ceiling', 'webhook'] : ['webhook', 'ceiling'];
       for (const variant of order) {
+        const probeFile = join(work, `probe-${variant}-${rep}.json`);
+        const probe = PROBE ? probeOptions(probeFile) : { nodeArgs: [], env: {} };
         const server =
           variant === 'ceiling'
-            ? await startCeiling(files, NODE_ARGS)
+            ? await startCeiling(files, [...NODE_ARGS, ...probe.nodeArgs], probe.env)
             : await startWebhook({
                 files,
                 emulator,
                 keyId,
                 logFile: join(work, `webhook-${rep}.log`),
                 refreshIntervalSeconds: REFRESH_INTERVAL_S,
-                nodeArgs: NODE_ARGS,
+                nodeArgs: [...NODE_ARGS, ...probe.nodeArgs],
+                extraEnv: probe.env,
                 ...(profileDir !== undefined ? { profileDir } : {}),
               });
+        if (PROBE) server.probeFile = probeFile;
         const kmsBefore = emulator.requestCount();
         const describeBefore = emulator.requestCount('DescribeKey');
         const servingStarted = Date.now();
         try {
-          const measured = await measureServer(server, files);
+          const measured = await measureServer(server, files, go.binary);
           runs[variant].push(measured);
           if (variant === 'webhook') {
             const seconds = (Date.now() - servingStarted) / 1000;
@@ -221,6 +296,8 @@ async function main() {
     concurrencies: CONCURRENCIES,
     paths: PATHS,
   });
+  summary.goLoadgen =
+    go.binary !== undefined ? { used: true } : { used: false, missing: go.missing };
   const checked = goals(summary);
   for (const goal of checked) log(`${goal.pass ? 'PASS' : 'FAIL'}  ${goal.name}: ${goal.measured}`);
   const settings = {
@@ -234,7 +311,10 @@ async function main() {
     bigReviewBytes: bigBytes,
     refreshIntervalSeconds: REFRESH_INTERVAL_S,
     handshakeConcurrency: HANDSHAKE_CONCURRENCY,
+    tailRate: TAIL_RATE,
+    tailConcurrency: TAIL_CONCURRENCY,
     profile: PROFILE,
+    probe: PROBE,
     nodeArgs: NODE_ARGS.join(' '),
     pinned: PIN,
     label: process.env.BENCH_LABEL ?? '',

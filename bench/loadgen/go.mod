@@ -1,0 +1,3 @@
+module kms-secret-guard/bench/loadgen
+
+go 1.24
