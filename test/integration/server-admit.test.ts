@@ -6,18 +6,14 @@
 import t, { type Test } from 'tap';
 import { Agent } from 'node:https';
 import type { ServeSettings } from '../../src/config/settings.js';
-import { createLogger } from '../../src/logging/logger.js';
-import { startServer } from '../../src/server/serve.js';
 import type { KeySnapshot } from '../../src/kms/types.js';
 import { UNUSABLE_REASONS } from '../../src/kms/vocabulary.js';
 import {
   decodePatch,
-  fakeSource,
   fixture,
   FIXTURE_NAMES,
   injectAdmission,
-  makeCertDir,
-  serveSettings,
+  startTestServer,
   unknownSnapshot,
   unusableSnapshot,
   usableSnapshot,
@@ -26,7 +22,6 @@ import {
   type ReviewAnswer,
 } from '../helpers/server.js';
 import { httpGet, postReview } from '../helpers/http.js';
-import { LogCapture } from '../helpers/logs.js';
 
 const SNAPSHOTS: [string, KeySnapshot][] = [
   ['usable', usableSnapshot()],
@@ -159,19 +154,10 @@ t.test('/admit: the cases a person meets, spelled out', async (t) => {
 });
 
 t.test('/admit over HTTPS: counted as webhook="admit", bad bodies answered 400', async (t) => {
-  const certs = await makeCertDir();
-  t.teardown(() => certs.cleanup());
-  const logs = new LogCapture();
-  const server = await startServer({
-    settings: serveSettings(certs),
-    logger: createLogger('info', logs),
-    monitor: fakeSource(),
-    host: '127.0.0.1',
-  });
+  const { server, certs } = await startTestServer(t);
   const agent = new Agent({ keepAlive: true, ca: certs.caCert });
-  t.teardown(async () => {
+  t.teardown(() => {
     agent.destroy();
-    await server.close();
   });
   const url = `${server.admissionUrl}/admit`;
   const ok = await postReview(url, fixture('secret-update'), certs.caCert, { agent });
