@@ -554,7 +554,7 @@ function renderBlock(data: {
     `## End to end: Secret writes through kube-apiserver (${String(data.settings.date)})`,
     '',
     `Machine: ${data.machine}.`,
-    `Settings: kube-apiserver ${String(data.settings.kubernetes)} + etcd, Secrets encrypted at rest by \`kms-secret-guard kms-plugin\` (KMS emulator); \`serve\` with \`${String(data.settings.serveNodeArgs)}\`; shapes: ${String(data.settings.webhooks)} (clientConfig rewritten to a \`url\`), unguarded = none registered; ${REPS} repetitions per variant on one cluster, order alternating; ${PHASE_MS} ms measured per phase after ${WARMUP_MS} ms of warm-up; Secrets of ${DATA_BYTES} bytes; client in the runner's process over keep-alive HTTPS/1.1 with a client certificate, one connection per worker; wall time ${String(data.settings.wallSeconds)} s.`,
+    `Settings: kube-apiserver ${String(data.settings.kubernetes)} + etcd, Secrets encrypted at rest by \`kms-secret-guard kms-plugin\` (KMS emulator); \`serve\` with \`${String(data.settings.serveNodeArgs)}\`; shapes: ${String(data.settings.webhooks)} (clientConfig rewritten to a \`url\`), unguarded = none registered; ${REPS} repetitions per variant on one cluster, order rotating; ${PHASE_MS} ms measured per phase after ${WARMUP_MS} ms of warm-up; Secrets of ${DATA_BYTES} bytes; client in the runner's process over keep-alive HTTPS/1.1 with a client certificate, one connection per worker; wall time ${String(data.settings.wallSeconds)} s.`,
     'Values are medians over the repetitions; ratio and added latency are paired per repetition (guarded − unguarded), then the median. CPU is ms per write from /proc/PID/stat (10 ms ticks: read the columns as ±0.1 ms at low rates).',
     '',
     '| goal | result | measured |',
