@@ -21,14 +21,13 @@
  * Writes its own block of bench/RESULTS.md; prints human lines and, last, one JSON line.
  */
 import { Agent, request } from 'node:https';
-import { spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { cpus, tmpdir, totalmem } from 'node:os';
-import { dirname, join, relative } from 'node:path';
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpus, totalmem } from 'node:os';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseAllDocuments } from 'yaml';
 import {
   REPO_ROOT,
+  componentWebhookConfigurations,
   shippedWebhookConfigurations,
   startCluster,
   startGuard,
@@ -360,29 +359,6 @@ interface WebhookShape {
   webhooksPerWrite: number;
 }
 
-/** manifests/base plus one kustomize component, rendered as a user would (kubectl kustomize). */
-function withComponent(component: string): {
-  configurations: WebhookConfiguration[];
-  source: string;
-} {
-  const dir = mkdtempSync(join(tmpdir(), 'ksg-bench-kustomize-'));
-  try {
-    const manifests = relative(dir, join(REPO_ROOT, 'manifests'));
-    writeFileSync(
-      join(dir, 'kustomization.yaml'),
-      `apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources: [${manifests}/base]\ncomponents: [${manifests}/components/${component}]\n`,
-    );
-    const rendered = spawnSync('kubectl', ['kustomize', dir], { encoding: 'utf8' });
-    if (rendered.status !== 0) throw new Error(`kubectl kustomize failed: ${rendered.stderr}`);
-    const configurations = parseAllDocuments(rendered.stdout)
-      .map((document) => document.toJS() as WebhookConfiguration)
-      .filter((value) => value.kind.endsWith('WebhookConfiguration'));
-    return { configurations, source: `manifests/base + components/${component}` };
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
-}
-
 function shape(found: { configurations: WebhookConfiguration[]; source: string }): WebhookShape {
   return {
     ...found,
@@ -393,7 +369,7 @@ function shape(found: { configurations: WebhookConfiguration[]; source: string }
 
 const SHAPES: Record<Shape, WebhookShape> = {
   shipped: shape(shippedWebhookConfigurations('shipped')),
-  'single-webhook': shape(withComponent('single-webhook')),
+  'single-webhook': shape(componentWebhookConfigurations('single-webhook', 1)),
 };
 const MEASURED_SHAPES = (process.env.BENCH_E2E_SHAPES ?? 'shipped,single-webhook')
   .split(',')
