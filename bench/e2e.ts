@@ -20,6 +20,7 @@
  * BENCH_NODE_ARGS (serve's Node.js flags), BENCH_OUT (RESULTS.md path), BENCH_E2E_JSON.
  * Writes its own block of bench/RESULTS.md; prints human lines and, last, one JSON line.
  */
+import { execFileSync } from 'node:child_process';
 import { Agent, request } from 'node:https';
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
@@ -587,7 +588,22 @@ function serveNodeArgs(): string[] {
 
 // ---------------------------------------------------------------- main
 
+/**
+ * `npm run bench` pins its runner (and so this process) off CPU 0 for the component bench;
+ * the cluster started here must use every CPU, as a control-plane node does.
+ */
+function unpin(): void {
+  try {
+    execFileSync('taskset', ['-apc', `0-${cpus().length - 1}`, String(process.pid)], {
+      stdio: 'ignore',
+    });
+  } catch {
+    // No taskset: nothing was pinned either.
+  }
+}
+
 async function main(): Promise<void> {
+  unpin();
   const wallStart = Date.now();
   const nodeArgs = serveNodeArgs();
   const cluster = await startCluster({ encryption: 'kms-plugin' });
