@@ -26,7 +26,26 @@ import {
 const ROUNDS = Number(process.env.BENCH_WIRE_ROUNDS ?? '3');
 const PHASE_MS = Number(process.env.BENCH_WIRE_MS ?? '4000');
 const CONCURRENCY = Number(process.env.BENCH_WIRE_CONCURRENCY ?? '10');
-type Protocol = 'http/1.1' | 'h2';
+/** The recorder: HTTP/1.1 only (as `serve`), offering h2, or HTTP/1.1 answering with a stamp patch. */
+type Protocol = 'http/1.1' | 'h2' | 'http/1.1 + patch';
+
+/** Three annotations, as /mutate stamps them on a Secret without annotations. */
+const STAMP_PATCH = {
+  patchType: 'JSONPatch',
+  patch: Buffer.from(
+    JSON.stringify([
+      {
+        op: 'add',
+        path: '/metadata/annotations',
+        value: {
+          'kms-secret-guard.io/key-id': 'key-0123456789',
+          'kms-secret-guard.io/key-version': 'v-0123456789',
+          'encryption-key-rotation-time': '2026-11-28T09:00:00Z',
+        },
+      },
+    ]),
+  ).toString('base64'),
+};
 
 interface Recorder {
   protocol: Protocol;
@@ -83,7 +102,11 @@ async function startRecorder(
         JSON.stringify({
           apiVersion: 'admission.k8s.io/v1',
           kind: 'AdmissionReview',
-          response: { uid: review.request.uid, allowed: true },
+          response: {
+            uid: review.request.uid,
+            allowed: true,
+            ...(protocol === 'http/1.1 + patch' ? STAMP_PATCH : {}),
+          },
         }),
       );
     });
@@ -167,10 +190,12 @@ async function main(): Promise<void> {
     ipAddresses: ['127.0.0.1'],
     commonName: 'wire',
   });
-  const recorders = {
+  const recorders: Record<Protocol, Recorder> = {
     'http/1.1': await startRecorder('http/1.1', tls),
     h2: await startRecorder('h2', tls),
+    'http/1.1 + patch': await startRecorder('http/1.1 + patch', tls),
   };
+  const protocols = Object.keys(recorders) as Protocol[];
   const cluster = await startCluster({ encryption: 'identity' });
   const mutating = shippedWebhookConfigurations('shipped').configurations.filter(
     (c) => c.kind === 'MutatingWebhookConfiguration',
@@ -183,9 +208,9 @@ async function main(): Promise<void> {
     if ((await cluster.kubectl(['create', 'namespace', 'wire'])).code !== 0)
       throw new Error('namespace');
     const pid = apiServerPid(cluster);
-    const results: Record<Protocol, number[]> = { 'http/1.1': [], h2: [] };
-    for (let round = 0; round < ROUNDS * 2; round += 1) {
-      const protocol: Protocol = round % 2 === 0 ? 'http/1.1' : 'h2';
+    const results: Record<Protocol, number[]> = { 'http/1.1': [], h2: [], 'http/1.1 + patch': [] };
+    for (let round = 0; round < ROUNDS * protocols.length; round += 1) {
+      const protocol = protocols[round % protocols.length]!;
       const recorder = recorders[protocol];
       const local = mutating.map((c) => forLocalWebhook(c, recorder.url, tls.caCert));
       const applied = await cluster.kubectl(['apply', '-f', '-'], {
