@@ -674,7 +674,7 @@ async function main(): Promise<void> {
     serveNodeArgs: nodeArgs.join(' '),
     webhooks: MEASURED_SHAPES.map(
       (name) =>
-        `${name} = ${SHAPES[name].source} (${SHAPES[name].webhooksPerWrite} webhook calls per write)`,
+        `${name} = ${SHAPES[name].source} (webhook calls per write: ${SHAPES[name].webhooksPerWrite})`,
     ).join('; '),
     kubernetes: /^K8S_VERSION=(\S+)/m.exec(
       readFileSync(join(REPO_ROOT, 'scripts', 'k8s-binaries', 'versions.env'), 'utf8'),
