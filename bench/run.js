@@ -291,6 +291,11 @@ async function main() {
 
   const reencrypt = await reencryptSweep();
   const encryption = await encryptionBench();
+  await tsBench(
+    'e2e.ts',
+    (process.env.BENCH_E2E ?? (QUICK ? '0' : '1')) === '1',
+    'Secret writes through kube-apiserver, guarded vs unguarded (bench/e2e.ts, its own block)…',
+  );
   const summary = summarize(runs, kms, {
     refreshIntervalSeconds: REFRESH_INTERVAL_S,
     concurrencies: CONCURRENCIES,

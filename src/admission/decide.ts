@@ -127,3 +127,23 @@ export function decideMutation(request: AdmissionRequest, snapshot: KeySnapshot)
     stamped: operations.length > 0 ? 'true' : 'already-current',
   });
 }
+
+/**
+ * One webhook call per write (`POST /admit`, registered as a mutating webhook): the
+ * validating decision, and while it allows, the mutating patch on top. A denial is exactly
+ * /validate's (same message, no patch); otherwise /validate's warnings and audit
+ * annotations, /mutate's patch and `stamped` annotation.
+ */
+export function decideAdmission(
+  request: AdmissionRequest,
+  snapshot: KeySnapshot,
+  policy: AdmissionPolicy,
+): Decision {
+  const validation = decideValidation(request, snapshot, policy);
+  if (!validation.allowed) return validation;
+  const mutation = decideMutation(request, snapshot);
+  return withAuditAnnotations(
+    { ...validation, patch: mutation.patch },
+    { stamped: mutation.auditAnnotations.stamped },
+  );
+}

@@ -9,6 +9,7 @@ import Fastify, {
 } from 'fastify';
 import {
   complete,
+  decideAdmission,
   decideMutation,
   decideValidation,
   type AdmissionPolicy,
@@ -59,7 +60,15 @@ type Decide = (
 const DECIDERS: Record<Webhook, Decide> = {
   validate: decideValidation,
   mutate: (request, snapshot) => decideMutation(request, snapshot),
+  admit: decideAdmission,
 };
+
+const WEBHOOKS = Object.keys(DECIDERS) as Webhook[];
+
+/** The metrics label of a request that failed before its route ran. */
+function webhookOf(url: string): Webhook {
+  return WEBHOOKS.find((webhook) => url.startsWith(`/${webhook}`)) ?? 'validate';
+}
 
 function text(value: unknown): string | undefined {
   return typeof value === 'string' ? value : undefined;
@@ -128,7 +137,7 @@ function registerBodyParsing(app: AdmissionInstance, held: HeldBytes): void {
 function registerErrorHandling(app: AdmissionInstance, metrics: ServerMetrics | undefined): void {
   app.setErrorHandler((error: FastifyError, request, reply: FastifyReply) => {
     const known = clientError(error);
-    const webhook = request.url.startsWith('/mutate') ? 'mutate' : 'validate';
+    const webhook = webhookOf(request.url);
     if (known !== undefined) {
       request.log.warn(
         { webhook, code: error.code, statusCode: known.status },
@@ -156,7 +165,7 @@ function registerErrorHandling(app: AdmissionInstance, metrics: ServerMetrics | 
   app.setNotFoundHandler((request, reply) => {
     return reply.code(404).send({
       error: 'NotFound',
-      message: `No route ${request.method} ${request.url.split('?')[0] ?? ''}: the webhook serves POST /validate and POST /mutate.`,
+      message: `No route ${request.method} ${request.url.split('?')[0] ?? ''}: the webhook serves POST /validate, POST /mutate and POST /admit.`,
     });
   });
 }
@@ -193,7 +202,7 @@ const NO_BODY: ParseResult = {
   message: 'The body must be a JSON object: send an AdmissionReview.',
 };
 
-/** POST /validate and POST /mutate: pure decisions over the monitor's snapshot, no KMS I/O. */
+/** POST /validate, /mutate and /admit: pure decisions over the monitor's snapshot, no KMS I/O. */
 export const admissionRoutes: FastifyPluginCallback<AdmissionRoutesOptions> = (
   app,
   options,
@@ -222,7 +231,7 @@ export const admissionRoutes: FastifyPluginCallback<AdmissionRoutesOptions> = (
   });
   registerErrorHandling(app, metrics);
 
-  for (const webhook of ['validate', 'mutate'] as const) {
+  for (const webhook of WEBHOOKS) {
     const decide = DECIDERS[webhook];
     app.post(`/${webhook}`, (request, reply) => {
       const started = process.hrtime.bigint();

@@ -11,7 +11,8 @@ export interface KmsCall {
   readonly durationSeconds: number;
 }
 
-export type Webhook = 'validate' | 'mutate';
+/** The route that answered: `admit` is the one-call shape (validate + mutate in one webhook). */
+export type Webhook = 'validate' | 'mutate' | 'admit';
 
 export interface ServerMetrics {
   /** Its own registry: several servers (tests) in one process never share metrics. */

@@ -103,7 +103,7 @@ function instructions(args: {
     '',
     'kms-secret-guard dev: a local KMS emulator, a throwaway CA and the webhook are running.',
     '',
-    `  Admission (HTTPS):  ${server.admissionUrl}   POST /validate, POST /mutate`,
+    `  Admission (HTTPS):  ${server.admissionUrl}   POST /validate, POST /mutate, POST /admit`,
     `  Health (HTTP):      ${server.healthUrl}   /livez /readyz /healthz/kms /metrics`,
     `  KMS emulator:       ${emulator.url}   demo key ${keyId}, checked every ${refresh}`,
     `  Demo key control:   ${control}`,

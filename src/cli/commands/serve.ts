@@ -93,7 +93,7 @@ export async function runServe(
 
 export function serveCommand(ctx: CliContext): Command {
   const command = new Command('serve').description(
-    'Run the admission webhook: HTTPS POST /validate and /mutate on --port, and /livez, /readyz, /healthz/kms and /metrics over HTTP on --health-port. Stops gracefully on SIGTERM/SIGINT.',
+    'Run the admission webhook: HTTPS POST /validate, /mutate and /admit (both in one call) on --port, and /livez, /readyz, /healthz/kms and /metrics over HTTP on --health-port. Stops gracefully on SIGTERM/SIGINT.',
   );
   addSettingOptions(command, SERVE_SETTINGS);
   command.action(async () => {

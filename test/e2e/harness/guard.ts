@@ -27,6 +27,8 @@ export interface ServeOptions {
   refreshInterval?: string;
   maxStaleness?: string;
   extraArgs?: string[];
+  /** Node.js flags of the serve process (the benchmark: the Deployment's heap flags). */
+  nodeArgs?: string[];
 }
 
 /** The KMS emulator plus `kms-secret-guard serve` (a real child process) for one cluster. */
@@ -118,6 +120,7 @@ export async function startGuard(
     await stopServe();
     serveCount += 1;
     const args = [
+      ...(serveOptions.nodeArgs ?? options.nodeArgs ?? []),
       cliPath(),
       'serve',
       `--kms-key-id=${keyId}`,

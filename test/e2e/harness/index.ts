@@ -22,6 +22,7 @@ export { waitFor } from '../../helpers/eventually.js';
 export { freePort, freePorts } from '../../helpers/processes.js';
 export {
   shippedWebhookConfigurations,
+  componentWebhookConfigurations,
   forLocalWebhook,
   type WebhookConfiguration,
   type WebhookVariant,

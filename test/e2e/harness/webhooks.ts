@@ -1,6 +1,7 @@
 import { spawnSync } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, relative } from 'node:path';
 import { parseAllDocuments } from 'yaml';
 import { REPO_ROOT } from './paths.js';
 
@@ -45,6 +46,35 @@ export function shippedWebhookConfigurations(variant: WebhookVariant): {
     'mutatingwebhookconfiguration.yaml',
   ].flatMap((name) => webhookDocuments(readFileSync(join(dir, name), 'utf8')));
   return { configurations, source: `${dir}/*webhookconfiguration.yaml` };
+}
+
+/**
+ * manifests/base plus one kustomize component (e.g. `single-webhook`: one mutating webhook
+ * on /admit), rendered as a user's kustomization would be (kubectl kustomize).
+ */
+export function componentWebhookConfigurations(
+  component: string,
+  expected: number,
+): { configurations: WebhookConfiguration[]; source: string } {
+  const dir = mkdtempSync(join(tmpdir(), 'ksg-kustomize-'));
+  try {
+    const manifests = relative(dir, join(REPO_ROOT, 'manifests'));
+    writeFileSync(
+      join(dir, 'kustomization.yaml'),
+      `apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources: [${manifests}/base]\ncomponents: [${manifests}/components/${component}]\n`,
+    );
+    const rendered = spawnSync('kubectl', ['kustomize', dir], { encoding: 'utf8' });
+    if (rendered.status !== 0) throw new Error(`kubectl kustomize failed: ${rendered.stderr}`);
+    const configurations = webhookDocuments(rendered.stdout);
+    if (configurations.length !== expected) {
+      throw new Error(
+        `manifests/base + components/${component} rendered ${configurations.length} webhook configurations; expected ${expected}`,
+      );
+    }
+    return { configurations, source: `manifests/base + components/${component}` };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 }
 
 function webhookDocuments(text: string): WebhookConfiguration[] {
