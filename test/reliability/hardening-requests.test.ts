@@ -3,6 +3,7 @@
 // emulator behind it. Each subtest is one finding of the issue; docs/RELIABILITY.md § 6 lists
 // them with the outcome observed.
 import t from 'tap';
+import { readFileSync } from 'node:fs';
 import { Agent } from 'node:https';
 import { withEmulator } from '../helpers/emulator.js';
 import { eventually } from '../helpers/eventually.js';
@@ -20,6 +21,8 @@ import {
 const MB = 1_000_000;
 /** What 100 concurrent 2.7 MiB reviews may add to the idle process's resident set. */
 const BURST_MB = 40;
+/** The goal for the whole process during that burst, idle included. */
+const PEAK_MB = 120;
 const KEY_ID_PATH = '/metadata/annotations/kms-secret-guard.io~1key-id';
 
 t.test('hostile and large requests against serve', { skip: missingBuild() ?? false }, async (t) => {
@@ -35,6 +38,14 @@ t.test('hostile and large requests against serve', { skip: missingBuild() ?? fal
       NODE_OPTIONS: nodeOptions,
       KEY_MAX_STALENESS: '120s',
     }),
+    // Memory is measured: without tap's instrumentation (~28 MB of its own in the child).
+    { bare: true },
+  );
+  t.ok(
+    readFileSync(`/proc/${child.pid}/environ`, 'utf8')
+      .split('\0')
+      .includes(`NODE_OPTIONS=${nodeOptions}`),
+    'the child runs with exactly the Deployment NODE_OPTIONS',
   );
   t.ok(
     await eventually(async () => (await httpGet(`${child.healthUrl}/readyz`)).status === 200, {
@@ -106,12 +117,15 @@ t.test('hostile and large requests against serve', { skip: missingBuild() ?? fal
       });
       t.same(wrong, [], 'every review answered 200, allowed, accepted by the API server checks');
       const peak = peakRssBytes(child.pid);
-      // The goal is 120 MB; the idle process alone differs by Node major and machine (93-100
-      // MB on Node 20 here, 109 on Node 24), so the test bounds what the burst adds to it.
-      // Before streaming, the burst added ~290 MB.
+      // Before streaming, the burst added ~290 MB. Idle is ~76 MB on Node 20 and ~88 MB on
+      // Node 24 (its binary maps ~11 MB more), the burst adds ~20 MB.
       t.ok(
         peak - idle <= BURST_MB * MB,
-        `peak RSS (VmHWM) ${(peak / MB).toFixed(1)} MB, ${((peak - idle) / MB).toFixed(1)} MB over idle (bound ${BURST_MB}; goal 120 MB absolute)`,
+        `peak RSS (VmHWM) ${(peak / MB).toFixed(1)} MB, ${((peak - idle) / MB).toFixed(1)} MB over idle ${(idle / MB).toFixed(1)} (bound ${BURST_MB})`,
+      );
+      t.ok(
+        peak <= PEAK_MB * MB,
+        `peak RSS ${(peak / MB).toFixed(1)} MB ≤ ${PEAK_MB} MB (the goal)`,
       );
     },
   );
