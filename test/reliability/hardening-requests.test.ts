@@ -23,6 +23,8 @@ const MB = 1_000_000;
 const BURST_MB = 40;
 /** The goal for the whole process during that burst, idle included. */
 const PEAK_MB = 120;
+/** Escaped keys cost a few extra parser steps each; JSON.parse per key made them 8.5× plain. */
+const MAX_ESCAPED_RATIO = 4;
 const KEY_ID_PATH = '/metadata/annotations/kms-secret-guard.io~1key-id';
 
 t.test('hostile and large requests against serve', { skip: missingBuild() ?? false }, async (t) => {
@@ -172,6 +174,66 @@ t.test('hostile and large requests against serve', { skip: missingBuild() ?? fal
     t.ok(smallWhileBig >= 1, `${smallWhileBig} small admissions answered while the four ran`);
     t.same([...smallStatuses], [200], 'every small admission was answered 200');
   });
+
+  await t.test(
+    '7 MiB of escaped keys in the annotations cost no more than plain keys',
+    async (t) => {
+      // Each escaped key of a tracked object was decoded with JSON.parse: ~4× a plain key's cost.
+      const fill = (uid: string, unit: string): string => {
+        const base = manyAnnotationsReview(uid, 1);
+        const room = 7 * 1024 * 1024 - base.length - 1024;
+        return base.replace(
+          '"a.io/k0":"v"',
+          `${unit.repeat(Math.floor(room / unit.length))}"z":"v"`,
+        );
+      };
+      const shapes = { plain: '"kkkk":0,', escaped: '"\\n\\n":0,', unicode: '"\\u0061":0,' };
+      const fastest: Record<string, number> = {};
+      for (const [shape, unit] of Object.entries(shapes)) {
+        const body = fill(`keys-${shape}`, unit);
+        for (let round = 0; round < 3; round += 1) {
+          const started = process.hrtime.bigint();
+          const answer = await post('mutate', body);
+          const ms = Number(process.hrtime.bigint() - started) / 1e6;
+          t.equal(
+            answer.status,
+            200,
+            `${shape} keys (${(body.length / 2 ** 20).toFixed(1)} MiB): 200`,
+          );
+          fastest[shape] = Math.min(fastest[shape] ?? Infinity, ms);
+        }
+      }
+      const plain = fastest.plain ?? 0;
+      for (const shape of ['escaped', 'unicode']) {
+        const ratio = (fastest[shape] ?? 0) / plain;
+        t.ok(
+          ratio <= MAX_ESCAPED_RATIO,
+          `${shape} keys: ${ratio.toFixed(2)}× the plain keys' time (bound ${MAX_ESCAPED_RATIO}×; ${Math.round(plain)} ms plain)`,
+        );
+      }
+      // Four hostile bodies at once while /livez and small admissions keep coming.
+      let hostileDone = 0;
+      const hostile = Array.from({ length: 4 }, (_, index) =>
+        post('validate', fill(`hostile-${index}`, shapes.escaped)).then((answer) => {
+          hostileDone += 1;
+          return answer.status;
+        }),
+      );
+      const seen = { livez: new Set<number>(), small: new Set<number>(), during: 0 };
+      for (let sent = 0; hostileDone < 4 && sent < 1_000; sent += 1) {
+        seen.livez.add((await httpGet(`${child.healthUrl}/livez`)).status);
+        seen.small.add((await post('validate', bigUpdateReview(`beside-${sent}`, 16))).status);
+        if (hostileDone < 4) seen.during += 1;
+      }
+      t.same(await Promise.all(hostile), [200, 200, 200, 200], 'the four hostile bodies: 200');
+      t.ok(
+        seen.during >= 1,
+        `${seen.during} rounds of /livez + a small admission answered meanwhile`,
+      );
+      t.same([...seen.livez], [200], '/livez always answered 200');
+      t.same([...seen.small], [200], 'every small admission was answered 200');
+    },
+  );
 
   await alive('after everything');
   const output = child.output();

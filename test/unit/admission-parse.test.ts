@@ -157,6 +157,28 @@ t.test('keeps only the selection, with JSON.parse semantics', async (t) => {
   t.same(run('{"__proto__":{"a":1},"a":1}'), { ok: true, value: { a: 1 } }, '__proto__ ignored');
 });
 
+t.test('escaped keys are decoded by hand, exactly as JSON.parse would', async (t) => {
+  const selection = compileSelection({ 'a/b': true, é: true, '😀': true, ab: true });
+  const keep = (text: string): unknown => {
+    const parser = new SelectingJsonParser(selection, LIMITS);
+    parser.write(Buffer.from(text, 'utf8'));
+    const outcome = parser.end();
+    return outcome.ok ? outcome.value : outcome.problem;
+  };
+  t.same(
+    keep('{"a\\/b":1,"\\u00e9":2,"\\ud83d\\ude00":3}'),
+    { 'a/b': 1, é: 2, '😀': 3 },
+    'simple, 2-byte and surrogate-pair escapes match',
+  );
+  t.same(keep('{"\\ud83d":1,"\\ude00":2,"\\ud83d\\u0041":3}'), {}, 'lone surrogates match nothing');
+  t.same(
+    keep('{"\\u0061\\u0062\\u0063":1,"\\u0061b":2}'),
+    { ab: 2 },
+    'a shorter escaped key after a longer one is read alone',
+  );
+  t.same(keep('{"a\\nb":1,"a\\u0000b":2,"\\u00e9\\u00e9":3}'), {}, 'near misses do not match');
+});
+
 t.test('depth and value-count bounds', async (t) => {
   const limits = { ...LIMITS, maxDepth: 5, maxValues: 10 };
   t.same(run('[[[[[1]]]]]', [], limits).ok, true, 'depth 5 is accepted');
