@@ -9,9 +9,13 @@
  * is bounded by the selection and the limits below, not by the body's size.
  */
 
-/** A field to keep: `true` keeps a scalar (containers become EMPTY_OBJECT / EMPTY_ARRAY). */
+/**
+ * A field to keep: `true` keeps a scalar (containers become EMPTY_OBJECT / EMPTY_ARRAY), a
+ * number keeps a scalar whose string may be at most that many bytes (raw, as sent; the
+ * default is SelectLimits.maxStringBytes).
+ */
 export interface Selection {
-  readonly [field: string]: Selection | true;
+  readonly [field: string]: Selection | true | number;
 }
 
 export interface SelectLimits {
@@ -35,8 +39,15 @@ export type SelectOutcome =
 
 export type SelectProblem = 'empty' | 'invalid' | 'too-deep' | 'too-many-values';
 
+/** A kept scalar: the most raw bytes its string may have (undefined: maxStringBytes). */
+interface KeptScalar {
+  readonly maxBytes: number | undefined;
+}
+
+type CompiledField = CompiledSelection | KeptScalar;
+
 interface CompiledSelection {
-  readonly fields: ReadonlyMap<string, CompiledSelection | true>;
+  readonly fields: ReadonlyMap<string, CompiledField>;
   /** Field names as bytes by length: most keys are rejected without building a string. */
   readonly byLength: ReadonlyMap<number, readonly (readonly [Uint8Array, string])[]>;
   /** Longest raw key that can still decode to a field name (each char as a 6-byte escape). */
@@ -44,11 +55,12 @@ interface CompiledSelection {
 }
 
 export function compileSelection(selection: Selection): CompiledSelection {
-  const fields = new Map<string, CompiledSelection | true>();
+  const fields = new Map<string, CompiledField>();
   const byLength = new Map<number, [Uint8Array, string][]>();
   let longest = 0;
   for (const [name, child] of Object.entries(selection)) {
-    fields.set(name, child === true ? true : compileSelection(child));
+    if (typeof child === 'object') fields.set(name, compileSelection(child));
+    else fields.set(name, { maxBytes: child === true ? undefined : child });
     const bytes = Buffer.from(name, 'utf8');
     byLength.set(bytes.length, [...(byLength.get(bytes.length) ?? []), [bytes, name]]);
     longest = Math.max(longest, bytes.length);
@@ -60,7 +72,7 @@ interface Frame {
   readonly selection: CompiledSelection;
   readonly record: Record<string, unknown>;
   /** The field named by the last key read in this object, until its value starts. */
-  field: CompiledSelection | true | undefined;
+  field: CompiledField | undefined;
   name: string;
 }
 
@@ -224,6 +236,20 @@ function numberStep(state: number, byte: number): number {
   return NUMBER_TABLE[state]?.[numberClass(byte)] ?? BAD;
 }
 
+/** The parser object, its frames and small fields. */
+const PARSER_BYTES = 1024;
+const VALUE_BYTES = 16;
+const RECORD_BYTES = 64;
+
+/** What a kept value costs in the heap, estimated from above (kept trees are small). */
+function keptBytes(value: unknown): number {
+  if (typeof value === 'string') return VALUE_BYTES + 2 * value.length;
+  if (typeof value !== 'object' || value === null || value === EMPTY_OBJECT) return VALUE_BYTES;
+  let bytes = RECORD_BYTES;
+  for (const child of Object.values(value)) bytes += VALUE_BYTES + keptBytes(child);
+  return bytes;
+}
+
 /**
  * Push parser: `write` each chunk, then `end`. After the first problem the rest of the body
  * is ignored (the caller may keep draining it) and `end` reports the problem.
@@ -245,7 +271,7 @@ export class SelectingJsonParser {
   #target: Frame | undefined;
   #targetIsRoot = false;
   #targetName = '';
-  #targetChild: CompiledSelection | true | undefined;
+  #targetChild: CompiledField | undefined;
 
   // Strings and numbers that are kept are collected raw here (quotes and escapes included).
   #mode = SKIP;
@@ -269,9 +295,14 @@ export class SelectingJsonParser {
     this.#limits = limits;
   }
 
-  /** Bytes currently held for kept values (the caller's memory accounting). */
+  /**
+   * Bytes this parser holds right now, for the caller's memory accounting: its buffers (the
+   * capture, the nesting stack, the key scratch) and the values kept so far, estimated as V8
+   * stores them (two bytes per character at most, plus object and property headers).
+   */
   get heldBytes(): number {
-    return (this.#capture?.length ?? 0) + this.#stack.length;
+    const buffers = (this.#capture?.length ?? 0) + this.#stack.length + this.#scratch.length;
+    return PARSER_BYTES + buffers + keptBytes(this.#result);
   }
 
   write(bytes: Uint8Array): void {
@@ -428,7 +459,7 @@ export class SelectingJsonParser {
       this.#stack = grown;
     }
     const child = this.#targetChild;
-    if (container === OBJECT && child !== undefined && child !== true) {
+    if (container === OBJECT && child !== undefined && 'fields' in child) {
       const record: Record<string, unknown> = {};
       this.#assign(record);
       this.#frames.push({ selection: child, record, field: undefined, name: '' });
@@ -455,13 +486,20 @@ export class SelectingJsonParser {
     return at + 1;
   }
 
+  /** Raw bytes the string value being started may have (its field's limit, else the default). */
+  #stringLimit(): number {
+    const child = this.#targetChild;
+    const own = child !== undefined && 'maxBytes' in child ? child.maxBytes : undefined;
+    return own ?? this.#limits.maxStringBytes;
+  }
+
   #startString(mode: number, isKey: boolean): void {
     this.#state = STRING;
     this.#stringIsKey = isKey;
     this.#keyHasEscape = false;
     const frame = this.#frames[this.#frames.length - 1];
     const limit =
-      mode === KEY_CAPTURE ? (frame?.selection.maxRawKey ?? 0) : this.#limits.maxStringBytes + 2;
+      mode === KEY_CAPTURE ? (frame?.selection.maxRawKey ?? 0) : this.#stringLimit() + 2;
     this.#beginCapture(mode !== SKIP, limit);
     if (mode === KEY_CAPTURE) this.#mode = KEY_CAPTURE;
   }

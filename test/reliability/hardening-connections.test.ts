@@ -244,13 +244,13 @@ t.test('past the held-bytes budget: 503 with Retry-After', async (t) => {
     clientCaFile: undefined,
   });
   const settings = serveSettings(certs);
-  // One request's base charge (4 KiB) fits; a second one in flight does not.
+  // One request (its 8 KiB base charge and what its parser holds) fits; a second does not.
   const app = buildAdmissionApp({
     logger: createLogger('silent'),
     source: fakeSource(),
     policy: { mode: settings.mode, onUnknown: settings.onUnknown },
     https: secureContextOptions(material),
-    heldBytesBudget: 6 * 1024,
+    heldBytesBudget: 12 * 1024,
   });
   await app.listen({ host: '127.0.0.1', port: 0 });
   t.teardown(() => app.close());
@@ -275,7 +275,7 @@ t.test('past the held-bytes budget: 503 with Retry-After', async (t) => {
   t.equal(second.headers['retry-after'], '1', 'with Retry-After: 1');
   t.match(
     second.json(),
-    { message: /holding .* MiB of request bodies, its budget: retry/ },
+    { message: /requests in flight hold 12 KiB, its budget for request bodies: .*retry in 1 s/ },
     'saying why',
   );
   first.destroy();
