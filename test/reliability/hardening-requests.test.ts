@@ -1,6 +1,6 @@
 // Regression tests for "no single request can knock the guard over": the built `serve` CLI as
 // a child process with the Deployment's NODE_OPTIONS (where heap limits and OOM show), the KMS
-// emulator behind it. Each subtest is one finding of the issue; docs/RELIABILITY.md § 6 lists
+// emulator behind it. Each subtest is one finding of the issue; docs/RELIABILITY.md § 5 lists
 // them with the outcome observed.
 import t from 'tap';
 import { readFileSync } from 'node:fs';
