@@ -18,10 +18,11 @@ import {
   handshake,
   peakRssBytes,
 } from '../helpers/hardening.js';
-import { buildAdmissionApp } from '../../src/server/app.js';
+import { buildAdmissionApp, type AdmissionAppOptions } from '../../src/server/app.js';
 import { secureContextOptions, readTlsMaterial } from '../../src/server/tls.js';
 import { createLogger } from '../../src/logging/logger.js';
 import { fakeSource } from '../helpers/server.js';
+import { recordingLogger } from '../helpers/logs.js';
 
 const MB = 1_000_000;
 
@@ -360,27 +361,38 @@ t.test('connection limits of serve', { skip: missingBuild() ?? false }, async (t
   });
 });
 
-t.test('past the held-bytes budget: 503 with Retry-After', async (t) => {
-  const certs = await makeCertDir();
-  t.teardown(() => certs.cleanup());
+/** An admission app in this process over real TLS on a free port; returns its URL. */
+async function listenInProcess(
+  t: { teardown(fn: () => unknown): void },
+  certs: CertDir,
+  options: Pick<AdmissionAppOptions, 'logger' | 'heldBytesBudget' | 'maxConnectionsPerSource'>,
+): Promise<string> {
   const material = await readTlsMaterial({
     certFile: certs.certFile,
     keyFile: certs.keyFile,
     clientCaFile: undefined,
   });
   const settings = serveSettings(certs);
-  // One request (its 8 KiB base charge and what its parser holds) fits; a second does not.
   const app = buildAdmissionApp({
-    logger: createLogger('silent'),
+    ...options,
     source: fakeSource(),
     policy: { mode: settings.mode, onUnknown: settings.onUnknown },
     https: secureContextOptions(material),
-    heldBytesBudget: 12 * 1024,
   });
   await app.listen({ host: '127.0.0.1', port: 0 });
   t.teardown(() => app.close());
   const address = app.server.address();
-  const url = `https://127.0.0.1:${typeof address === 'object' && address !== null ? address.port : 0}`;
+  return `https://127.0.0.1:${typeof address === 'object' && address !== null ? address.port : 0}`;
+}
+
+t.test('past the held-bytes budget: 503 with Retry-After', async (t) => {
+  const certs = await makeCertDir();
+  t.teardown(() => certs.cleanup());
+  // One request (its 8 KiB base charge and what its parser holds) fits; a second does not.
+  const url = await listenInProcess(t, certs, {
+    logger: createLogger('silent'),
+    heldBytesBudget: 12 * 1024,
+  });
   const first = await stalledUpload(url, certs.caCert, 1024 * 1024, 64 * 1024);
   t.teardown(() => {
     first.destroy();
@@ -416,4 +428,23 @@ t.test('past the held-bytes budget: 503 with Retry-After', async (t) => {
     { timeoutMs: 5_000, intervalMs: 100 },
   );
   t.ok(later, 'once the stalled upload is gone, requests are answered 200 again');
+});
+
+t.test('in process: a refused connection is logged with its source', async (t) => {
+  const certs = await makeCertDir();
+  t.teardown(() => certs.cleanup());
+  const { logger, lines } = recordingLogger();
+  const url = await listenInProcess(t, certs, { logger, maxConnectionsPerSource: 1 });
+  const first = await handshake(url, certs.caCert);
+  t.teardown(() => first.destroy());
+  const second = await handshake(url, certs.caCert).then(
+    (socket) => closedWithin(socket, 2_000),
+    () => 0,
+  );
+  t.ok(second !== undefined, 'the second connection from 127.0.0.1 is closed at once');
+  t.match(
+    lines().filter((line) => line.level === 'warn'),
+    [{ msg: /connections refused/, source: '127.0.0.1', refused: 1, maxConnectionsPerSource: 1 }],
+    'one warning with the source, the count and the cap',
+  );
 });
