@@ -98,47 +98,92 @@ export type ParseResult =
 /**
  * Parse bounds: anything the API server can send fits (its own decoder stops at 10 000
  * levels; a 3 MiB object holds far fewer values), and any body within the 7 MiB limit stays
- * cheap: one pass, no value outside the selection below is ever built.
+ * cheap: one pass, no value outside the selection below is ever built. Kept strings default
+ * to the length of a Kubernetes name; the selection sets tighter or looser bounds per field.
  */
 export const REVIEW_LIMITS: SelectLimits = {
   maxDepth: 10_000,
   maxValues: 1_000_000,
-  maxStringBytes: 4_096,
+  maxStringBytes: 253,
 };
 
+/** Kubernetes' own bounds (bytes as sent): names and API groups are DNS subdomains. */
+const DNS_SUBDOMAIN = 253;
+/** Namespaces and versions are DNS labels. */
+const DNS_LABEL = 63;
+/** The API server sends a UUID (36). */
+const UID_BYTES = 128;
+/** The stamps are a KMS key id, a key version id and an RFC 3339 time; anything longer is not ours. */
+export const STAMP_VALUE_BYTES = 128;
+/** Only logged; Kubernetes sets no bound (service accounts: `system:serviceaccount:` + 63 + 253). */
+const USERNAME_BYTES = 1_024;
+
 const STAMPS: Selection = {
-  [KEY_ID_ANNOTATION]: true,
-  [KEY_VERSION_ANNOTATION]: true,
-  [ROTATION_TIME_ANNOTATION]: true,
+  [KEY_ID_ANNOTATION]: STAMP_VALUE_BYTES,
+  [KEY_VERSION_ANNOTATION]: STAMP_VALUE_BYTES,
+  [ROTATION_TIME_ANNOTATION]: STAMP_VALUE_BYTES,
 };
-const GROUP_VERSION = { group: true, version: true } as const;
+const GROUP_VERSION = { group: DNS_SUBDOMAIN, version: DNS_LABEL } as const;
 
 /**
  * What the guard keeps of an AdmissionReview: the envelope, the object's kind and the
  * metadata it logs and patches, and of the annotations only the three stamps (on both
  * objects, for the stamp-change check). `data`, `stringData`, `managedFields` and the rest
- * are checked as JSON and dropped.
+ * are checked as JSON and dropped. Numbers are the most bytes each string may have.
  */
-const REVIEW_SELECTION = compileSelection({
-  apiVersion: true,
-  kind: true,
+const REVIEW_FIELDS: Selection = {
+  apiVersion: DNS_SUBDOMAIN,
+  kind: DNS_LABEL,
   request: {
-    uid: true,
-    kind: { ...GROUP_VERSION, kind: true },
-    resource: { ...GROUP_VERSION, resource: true },
-    subResource: true,
-    name: true,
-    namespace: true,
-    operation: true,
-    userInfo: { username: true },
+    uid: UID_BYTES,
+    kind: { ...GROUP_VERSION, kind: DNS_SUBDOMAIN },
+    resource: { ...GROUP_VERSION, resource: DNS_SUBDOMAIN },
+    subResource: DNS_SUBDOMAIN,
+    name: DNS_SUBDOMAIN,
+    namespace: DNS_LABEL,
+    operation: DNS_LABEL,
+    userInfo: { username: USERNAME_BYTES },
     object: {
-      kind: true,
-      metadata: { name: true, generateName: true, namespace: true, annotations: STAMPS },
+      kind: DNS_SUBDOMAIN,
+      metadata: {
+        name: DNS_SUBDOMAIN,
+        generateName: DNS_SUBDOMAIN,
+        namespace: DNS_LABEL,
+        annotations: STAMPS,
+      },
     },
     oldObject: { metadata: { annotations: STAMPS } },
     dryRun: true,
   },
-});
+};
+const REVIEW_SELECTION = compileSelection(REVIEW_FIELDS);
+
+/**
+ * Over-long strings that are not an error: a stamp value set by a user (a change of the
+ * stamps, replaced by /mutate) and the user name (only logged, left out then).
+ */
+const LENIENT_FIELDS = new Set(['annotations', 'userInfo']);
+
+/** The dotted path and bound of the first kept string over its bound, outside LENIENT_FIELDS. */
+function overLongField(
+  value: Record<string, unknown>,
+  selection: Selection,
+  path: string,
+): { path: string; bytes: number } | undefined {
+  for (const [name, child] of Object.entries(selection)) {
+    const kept = value[name];
+    if (kept === LONG_STRING) {
+      return {
+        path: `${path}${name}`,
+        bytes: typeof child === 'number' ? child : REVIEW_LIMITS.maxStringBytes,
+      };
+    }
+    if (typeof child !== 'object' || !isRecord(kept) || LENIENT_FIELDS.has(name)) continue;
+    const found = overLongField(kept, child, `${path}${name}.`);
+    if (found !== undefined) return found;
+  }
+  return undefined;
+}
 
 const BODY_MESSAGES: Record<SelectProblem, string> = {
   empty: 'The request body is empty: send an AdmissionReview.',
@@ -208,9 +253,6 @@ function envelopeProblem(body: Record<string, unknown>): string | undefined {
 }
 
 function requestProblem(request: Record<string, unknown>): string | undefined {
-  if (request.uid === LONG_STRING) {
-    return `The AdmissionReview request's "uid" is longer than ${REVIEW_LIMITS.maxStringBytes} bytes: the API server sends a UUID.`;
-  }
   if (typeof request.uid !== 'string' || request.uid === '') {
     return 'The AdmissionReview request has no "uid": the response must echo it, so it is required.';
   }
@@ -232,6 +274,12 @@ function requestProblem(request: Record<string, unknown>): string | undefined {
  */
 function checkReview(body: unknown): ParseResult {
   if (!isRecord(body)) return fail('The body must be a JSON object: send an AdmissionReview.');
+  const long = overLongField(body, REVIEW_FIELDS, '');
+  if (long !== undefined) {
+    return fail(
+      `The AdmissionReview's ${long.path} is longer than ${long.bytes} bytes, more than Kubernetes allows: check what is calling the webhook.`,
+    );
+  }
   const envelope = envelopeProblem(body);
   if (envelope !== undefined) return fail(envelope);
   const request = body.request;

@@ -23,6 +23,7 @@ import type { ServerMetrics, Webhook } from './metrics.js';
 import { createChunkReclaimer } from './reclaim.js';
 import { SCHEMALESS } from './schemaless.js';
 import { ADMISSION_BODY_LIMIT, AdmissionBodyError, HeldBytes, readAdmissionBody } from './body.js';
+import { limitConnectionsPerSource, MAX_CONNECTIONS_PER_SOURCE, throttled } from './connections.js';
 
 export { ADMISSION_BODY_LIMIT, ADMISSION_HELD_BYTES_BUDGET } from './body.js';
 
@@ -35,11 +36,25 @@ export const ADMISSION_REQUEST_TIMEOUT_MS = 30_000;
 const REQUEST_TIMEOUT_CHECK_MS = 5_000;
 
 /**
- * The TLS handshake must finish, and then a request start, within this long; a connection
- * with no byte for this long is closed. The API server sends its request right after the
- * handshake, so only idle or stalling clients meet it (they held a socket forever before).
+ * The TLS handshake must finish within this long, and a request's headers arrive within this
+ * long of its first byte.
  */
 export const ADMISSION_IDLE_TIMEOUT_MS = 10_000;
+
+/**
+ * After the TLS handshake, the first request must start (a byte arrive) within this long: the
+ * API server dials only when it has a request to send and writes it at once, so only idle or
+ * stalling clients meet it (they held a slot forever before, then 10 s).
+ */
+export const ADMISSION_FIRST_REQUEST_TIMEOUT_MS = 5_000;
+
+/**
+ * How long a kept-alive connection may sit idle between requests. Longer than the API
+ * server's IdleConnTimeout (Go's 90 s, applied by client-go), so the API server always closes
+ * first: Go does not retry a POST written to a connection the server closed while idle, so a
+ * shorter server timeout fails a webhook call now and then (docs/hardening.md).
+ */
+export const ADMISSION_KEEP_ALIVE_TIMEOUT_MS = 95_000;
 
 export interface AdmissionRoutesOptions {
   readonly source: KeySnapshotSource;
@@ -264,7 +279,7 @@ export const admissionRoutes: FastifyPluginCallback<AdmissionRoutesOptions> = (
 
 /**
  * A connection that finishes its TLS handshake must start a request (send a byte) within
- * ADMISSION_IDLE_TIMEOUT_MS, or it is closed: Node's headers timeout only starts with the
+ * ADMISSION_FIRST_REQUEST_TIMEOUT_MS, or it is closed: Node's headers timeout only starts with the
  * first byte, so such connections were held forever. Once a request is in, the request
  * timeout applies, and between kept-alive requests Node's keepAliveTimeout.
  */
@@ -274,7 +289,7 @@ function closeIdleAfterHandshake(server: {
 }): void {
   server.on('secureConnection', (socket) => {
     // Node destroys a socket whose timeout fires with no request or listener to tell.
-    socket.setTimeout(ADMISSION_IDLE_TIMEOUT_MS);
+    socket.setTimeout(ADMISSION_FIRST_REQUEST_TIMEOUT_MS);
   });
   server.on('request', (request) => {
     request.socket.setTimeout(0);
@@ -286,7 +301,12 @@ export interface AdmissionAppOptions extends AdmissionRoutesOptions {
   readonly https: HttpsServerOptions;
   /** Concurrent connections the listener accepts; more are closed at once (serve.ts sizes it). */
   readonly maxConnections?: number;
+  /** Concurrent connections from one source address (default MAX_CONNECTIONS_PER_SOURCE). */
+  readonly maxConnectionsPerSource?: number;
 }
+
+/** Refusals are logged at most this often (a flood must not flood the log too). */
+const REFUSAL_LOG_INTERVAL_MS = 10_000;
 
 /** The HTTPS admission app; tests drive it with inject() or over real TLS. */
 export function buildAdmissionApp(options: AdmissionAppOptions) {
@@ -301,6 +321,7 @@ export function buildAdmissionApp(options: AdmissionAppOptions) {
       handshakeTimeout: ADMISSION_IDLE_TIMEOUT_MS,
     },
     requestTimeout: ADMISSION_REQUEST_TIMEOUT_MS,
+    keepAliveTimeout: ADMISSION_KEEP_ALIVE_TIMEOUT_MS,
     loggerInstance: options.logger,
     // Fastify's own request/response lines are off: the handler logs one line per admission.
     logController: new LogController({ disableRequestLogging: true }),
@@ -318,6 +339,17 @@ export function buildAdmissionApp(options: AdmissionAppOptions) {
     schemaController: SCHEMALESS,
   });
   if (options.maxConnections !== undefined) app.server.maxConnections = options.maxConnections;
+  const perSource = options.maxConnectionsPerSource ?? MAX_CONNECTIONS_PER_SOURCE;
+  limitConnectionsPerSource(
+    app.server,
+    perSource,
+    throttled((count: number, source: string) => {
+      options.logger.warn(
+        { refused: count, source, maxConnectionsPerSource: perSource },
+        'connections refused: one source address holds the most connections it may',
+      );
+    }, REFUSAL_LOG_INTERVAL_MS),
+  );
   closeIdleAfterHandshake(app.server);
   void app.register(admissionRoutes, options);
   return app;

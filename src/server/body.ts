@@ -5,16 +5,21 @@ import { createReviewReader, type ParseResult } from '../admission/index.js';
 export const ADMISSION_BODY_LIMIT = 7 * 1024 * 1024;
 
 /**
- * Bytes of request bodies the admission listener may hold at once, over all requests in
- * flight. Bodies are streamed through the parser, so a request holds only what the parser
- * keeps (the envelope, names, three stamp annotations: at most a few tens of KiB, whatever
- * the Secret's size) and a burst of large Secret writes stays far below this; it is the
- * fence for hostile bodies built to maximise what is kept.
+ * Bytes the admission listener's requests in flight may hold at once, all counted: each
+ * request's own objects (REQUEST_BASE_CHARGE) plus what its parser holds (buffers, nesting
+ * stack and the kept values; see SelectingJsonParser#heldBytes). Bodies are streamed, so a
+ * request from the API server holds ~11 KiB whatever the Secret's size (1 500 of them fit,
+ * more than the connection cap lets in); a body built to keep the most (10 000 levels, every
+ * kept string at its bound) holds ~33 KiB, so ~500 such requests at once meet this and are
+ * answered 503 instead of growing the heap.
  */
-export const ADMISSION_HELD_BYTES_BUDGET = 32 * 1024 * 1024;
+export const ADMISSION_HELD_BYTES_BUDGET = 16 * 1024 * 1024;
 
-/** What one request is charged before its first byte (parser state). */
-const REQUEST_BASE_CHARGE = 4 * 1024;
+/**
+ * What one request is charged before its first byte: Node's and Fastify's request and reply
+ * objects, measured at ~6 KiB of heap per request in flight (400 stalled requests).
+ */
+export const REQUEST_BASE_CHARGE = 8 * 1024;
 
 /** Seconds a client is told to wait when the webhook is saturated. */
 export const RETRY_AFTER_SECONDS = 1;
@@ -66,11 +71,16 @@ function tooLarge(): AdmissionBodyError {
   );
 }
 
+function sizeText(bytes: number): string {
+  const mib = bytes / (1024 * 1024);
+  return mib >= 1 ? `${Math.round(mib)} MiB` : `${Math.round(bytes / 1024)} KiB`;
+}
+
 function saturated(budget: number): AdmissionBodyError {
   return new AdmissionBodyError(
     'KSG_BODY_BUDGET',
     503,
-    `The webhook is holding ${Math.round(budget / (1024 * 1024))} MiB of request bodies, its budget: retry in ${RETRY_AFTER_SECONDS} s.`,
+    `The webhook's requests in flight hold ${sizeText(budget)}, its budget for request bodies: too many large or slow requests at once; retry in ${RETRY_AFTER_SECONDS} s.`,
     { 'retry-after': String(RETRY_AFTER_SECONDS), connection: 'close' },
   );
 }

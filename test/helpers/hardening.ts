@@ -75,11 +75,20 @@ export function manyAnnotationsReview(uid: string, count: number): string {
   return JSON.stringify(review);
 }
 
-/** A TLS connection to `url`'s host and port that has finished its handshake. */
-export function handshake(url: string, ca: string): Promise<TLSSocket> {
+/**
+ * A TLS connection to `url`'s host and port that has finished its handshake, from
+ * `localAddress` when given (any 127.x.y.z is a distinct loopback source on Linux).
+ */
+export function handshake(url: string, ca: string, localAddress?: string): Promise<TLSSocket> {
   const { hostname, port } = new URL(url);
   return new Promise((resolve, reject) => {
-    const socket = connect({ host: hostname, port: Number(port), ca, servername: 'localhost' });
+    const socket = connect({
+      host: hostname,
+      port: Number(port),
+      ca,
+      servername: 'localhost',
+      ...(localAddress === undefined ? {} : { localAddress }),
+    });
     socket.once('secureConnect', () => {
       resolve(socket);
     });

@@ -280,13 +280,35 @@ export interface ServeChild {
 }
 
 /**
+ * The shell line a child is started with when it needs a descriptor limit, or must run
+ * without tap's instrumentation: tap adds `--import` of its process-info hooks to the
+ * NODE_OPTIONS of every child it sees spawned (~28 MB of resident memory in `serve`), so a
+ * test that measures memory sets NODE_OPTIONS in the shell, after tap's last word.
+ */
+function shellPrelude(openFilesLimit: number, bare: boolean): string | undefined {
+  const steps = [
+    ...(openFilesLimit > 0 ? [`ulimit -n ${openFilesLimit}`] : []),
+    ...(bare
+      ? ['export NODE_OPTIONS="$KSG_BARE_NODE_OPTIONS"', 'unset KSG_BARE_NODE_OPTIONS']
+      : []),
+  ];
+  return steps.length === 0 ? undefined : `${steps.join(' && ')} && exec "$0" "$@"`;
+}
+
+/**
  * Starts `node --expose-gc [nodeArgs] dist/cli/main.js serve` with `env`; its stdout and stderr go to a
  * file (every byte kept for scanning, none buffered in the test); waits for the listening line.
+ * `bare`: without tap's instrumentation (for memory measurements; see shellPrelude).
  */
 export async function spawnServe(
   t: TestLike,
   env: Record<string, string>,
-  { startTimeoutMs = 20_000, openFilesLimit = 0, nodeArgs = [] as readonly string[] } = {},
+  {
+    startTimeoutMs = 20_000,
+    openFilesLimit = 0,
+    nodeArgs = [] as readonly string[],
+    bare = false,
+  } = {},
 ): Promise<ServeChild> {
   const dir = await mkdtemp(join(tmpdir(), 'ksg-reliability-'));
   t.teardown(() => rm(dir, { recursive: true, force: true }));
@@ -298,20 +320,19 @@ export async function spawnServe(
   let child: ChildProcess;
   try {
     const args = ['--expose-gc', '--import', probe, ...nodeArgs, CLI_PATH, 'serve'];
-    // With a descriptor limit, a shell sets it and then becomes node (same pid).
+    // With a prelude, a shell runs it and then becomes node (same pid).
+    const prelude = shellPrelude(openFilesLimit, bare);
     const [command, commandArgs] =
-      openFilesLimit > 0
-        ? [
-            '/bin/sh',
-            ['-c', `ulimit -n ${openFilesLimit} && exec "$0" "$@"`, process.execPath, ...args],
-          ]
-        : [process.execPath, args];
+      prelude === undefined
+        ? [process.execPath, args]
+        : ['/bin/sh', ['-c', prelude, process.execPath, ...args]];
     child = spawn(command, commandArgs, {
       env: {
         PATH: process.env.PATH ?? '',
         HOME: process.env.HOME ?? tmpdir(),
         RELIABILITY_HEAP_FILE: heapFile,
         ...env,
+        ...(bare ? { KSG_BARE_NODE_OPTIONS: env.NODE_OPTIONS ?? '' } : {}),
       },
       stdio: ['ignore', outputFd, outputFd],
     });

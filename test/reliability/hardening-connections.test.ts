@@ -18,10 +18,11 @@ import {
   handshake,
   peakRssBytes,
 } from '../helpers/hardening.js';
-import { buildAdmissionApp } from '../../src/server/app.js';
+import { buildAdmissionApp, type AdmissionAppOptions } from '../../src/server/app.js';
 import { secureContextOptions, readTlsMaterial } from '../../src/server/tls.js';
 import { createLogger } from '../../src/logging/logger.js';
 import { fakeSource } from '../helpers/server.js';
+import { recordingLogger } from '../helpers/logs.js';
 
 const MB = 1_000_000;
 
@@ -81,6 +82,65 @@ function stalledUpload(
   });
 }
 
+/** An HTTP/1.1 POST /validate with `body`, kept alive. */
+function validateRequest(body: string): string {
+  return `POST /validate HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`;
+}
+
+/** Writes `request` on `socket` and resolves with the whole response (headers and body). */
+function exchange(socket: TLSSocket, request: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let text = '';
+    const onData = (chunk: Buffer): void => {
+      text += chunk.toString('utf8');
+      const end = text.indexOf('\r\n\r\n');
+      const length = /\r\ncontent-length: (\d+)/i.exec(text)?.[1];
+      if (end < 0 || length === undefined) return;
+      if (Buffer.byteLength(text) - end - 4 < Number(length)) return;
+      socket.removeListener('data', onData);
+      resolve(text);
+    };
+    socket.on('data', onData);
+    socket.once('error', reject);
+    socket.write(request);
+  });
+}
+
+/** The start of a review whose every kept string is at its bound, then 9 990 open arrays. */
+function keepTheMostPrefix(): string {
+  const s = (bytes: number): string => JSON.stringify('x'.repeat(bytes));
+  const stamps = `{"kms-secret-guard.io/key-id":${s(128)},"kms-secret-guard.io/key-version":${s(128)},"encryption-key-rotation-time":${s(128)}}`;
+  const gvk = `{"group":${s(253)},"version":${s(63)}`;
+  return (
+    `{"apiVersion":${s(253)},"kind":${s(63)},"request":{"uid":${s(128)},` +
+    `"kind":${gvk},"kind":${s(253)}},"resource":${gvk},"resource":${s(253)}},` +
+    `"subResource":${s(253)},"name":${s(253)},"namespace":${s(63)},"operation":${s(63)},` +
+    `"userInfo":{"username":${s(1024)}},"object":{"kind":${s(253)},"metadata":{"name":${s(253)},` +
+    `"generateName":${s(253)},"namespace":${s(63)},"annotations":${stamps}}},` +
+    `"oldObject":{"metadata":{"annotations":${stamps}}},"x":${'['.repeat(9_990)}`
+  );
+}
+
+/** True once a small admission is answered 200 again (within 15 s). */
+function answeredAgain(child: ServeChild, certs: CertDir, uid: string): Promise<boolean> {
+  return eventually(
+    async () =>
+      (
+        await httpsCall(`${child.admissionUrl}/validate`, {
+          ca: certs.caCert,
+          body: bigUpdateReview(uid, 16),
+          timeoutMs: 5_000,
+        })
+      ).status === 200,
+    { timeoutMs: 15_000, intervalMs: 200 },
+  );
+}
+
+/** The connections of `attempts` that were made. */
+function made(attempts: PromiseSettledResult<TLSSocket>[]): TLSSocket[] {
+  return attempts.flatMap((attempt) => (attempt.status === 'fulfilled' ? [attempt.value] : []));
+}
+
 t.test('connection limits of serve', { skip: missingBuild() ?? false }, async (t) => {
   const certs = await makeCertDir();
   t.teardown(() => certs.cleanup());
@@ -94,7 +154,7 @@ t.test('connection limits of serve', { skip: missingBuild() ?? false }, async (t
     t.same(
       closed.map((ms) => ms !== undefined),
       [true, true, true, true, true],
-      `the 5 idle connections were closed (after ${closed.map((ms) => String(ms)).join(', ')} ms; deadline 10 s)`,
+      `the 5 idle connections were closed (after ${closed.map((ms) => String(ms)).join(', ')} ms; deadline 5 s)`,
     );
     const answer = await httpsCall(`${child.admissionUrl}/validate`, {
       ca: certs.caCert,
@@ -115,9 +175,7 @@ t.test('connection limits of serve', { skip: missingBuild() ?? false }, async (t
     const attempts = await Promise.allSettled(
       Array.from({ length: 200 }, () => handshake(child.admissionUrl, certs.caCert)),
     );
-    const open = attempts.flatMap((attempt) =>
-      attempt.status === 'fulfilled' ? [attempt.value] : [],
-    );
+    const open = made(attempts);
     // Let the server close what is over the cap.
     await new Promise((resolve) => setTimeout(resolve, 500));
     const stillOpen = open.filter((socket) => !socket.destroyed && socket.readyState === 'open');
@@ -126,18 +184,86 @@ t.test('connection limits of serve', { skip: missingBuild() ?? false }, async (t
     t.equal((await httpGet(`${child.healthUrl}/livez`)).status, 200, '/livez answers at the cap');
     t.equal((await httpGet(`${child.healthUrl}/readyz`)).status, 200, '/readyz answers at the cap');
     for (const socket of open) socket.destroy();
-    const resumed = await eventually(
-      async () =>
-        (
-          await httpsCall(`${child.admissionUrl}/validate`, {
-            ca: certs.caCert,
-            body: bigUpdateReview('after-cap', 16),
-            timeoutMs: 5_000,
-          })
-        ).status === 200,
-      { timeoutMs: 15_000, intervalMs: 200 },
-    );
+    const resumed = await answeredAgain(child, certs, 'after-cap');
     t.ok(resumed, 'admissions are answered again once the connections are gone');
+  });
+
+  await t.test('one source address holds at most 256 connections; others get in', async (t) => {
+    const child = await startChild(t, certs);
+    const attempts = await Promise.allSettled(
+      Array.from({ length: 300 }, () => handshake(child.admissionUrl, certs.caCert, '127.0.0.1')),
+    );
+    const open = made(attempts);
+    t.teardown(() => {
+      for (const socket of open) socket.destroy();
+    });
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    const held = open.filter((socket) => !socket.destroyed && socket.readyState === 'open');
+    t.equal(held.length, 256, `127.0.0.1 holds ${held.length} of its 300 connections (cap 256)`);
+    const other = await handshake(child.admissionUrl, certs.caCert, '127.0.0.2');
+    t.teardown(() => other.destroy());
+    const reply = await exchange(other, validateRequest(bigUpdateReview('other-source', 16)));
+    t.match(reply, /^HTTP\/1\.1 200 /, 'a connection from 127.0.0.2 is answered 200 meanwhile');
+    t.ok(
+      await eventually(() => child.output().includes('connections refused: one source address')),
+      'the refusals are logged (once per 10 s at most)',
+    );
+    t.match(child.output(), /"source":"127\.0\.0\.1"/, 'naming the source address');
+  });
+
+  await t.test('kept-alive connections outlive the first-request deadline', async (t) => {
+    const child = await startChild(t, certs);
+    const socket = await handshake(child.admissionUrl, certs.caCert);
+    t.teardown(() => socket.destroy());
+    const first = await exchange(socket, validateRequest(bigUpdateReview('kept-1', 16)));
+    t.match(first, /^HTTP\/1\.1 200 /, 'the first request is answered 200');
+    t.match(first, /\r\nKeep-Alive: timeout=95\r\n/i, 'Keep-Alive: timeout=95 (past Go 90 s)');
+    await new Promise((resolve) => setTimeout(resolve, 7_000));
+    t.notOk(socket.destroyed, 'still open 7 s later (the 5 s deadline is for the first request)');
+    const second = await exchange(socket, validateRequest(bigUpdateReview('kept-2', 16)));
+    t.match(second, /^HTTP\/1\.1 200 /, 'the second request on it is answered 200');
+  });
+
+  await t.test('requests built to keep the most meet the held-bytes budget: 503', async (t) => {
+    const child = await startChild(t, certs);
+    // 200 from each of three sources (the per-source cap is 256), every kept string at its
+    // bound and 9 990 open arrays, then stalled: ~33 KiB held each, 16 MiB for ~500.
+    const sockets = await Promise.all(
+      Array.from({ length: 600 }, (_, index) =>
+        handshake(child.admissionUrl, certs.caCert, `127.0.0.${1 + (index % 3)}`),
+      ),
+    );
+    const replies = sockets.map((socket) => {
+      const received: Buffer[] = [];
+      socket.on('data', (chunk: Buffer) => received.push(chunk));
+      socket.on('error', () => undefined);
+      return () => Buffer.concat(received).toString('utf8');
+    });
+    t.teardown(() => {
+      for (const socket of sockets) socket.destroy();
+    });
+    const prefix = keepTheMostPrefix();
+    for (const socket of sockets) {
+      socket.write(
+        `POST /validate HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 1000000\r\n\r\n${prefix}`,
+      );
+    }
+    const refused = (): number => replies.filter((reply) => reply().includes(' 503 ')).length;
+    await eventually(() => refused() > 0, { timeoutMs: 15_000 });
+    await new Promise((resolve) => setTimeout(resolve, 1_000));
+    const count = refused();
+    t.ok(count >= 20 && count <= 300, `${count} of 600 answered 503 (≈ 100 expected)`);
+    const sample = replies.map((reply) => reply()).find((reply) => reply.includes(' 503 ')) ?? '';
+    t.match(sample, /\r\nRetry-After: 1\r\n/i, 'with Retry-After: 1');
+    t.match(
+      sample,
+      /requests in flight hold 16 MiB, its budget for request bodies: too many large or slow requests at once; retry in 1 s/,
+      'saying why',
+    );
+    t.equal((await httpGet(`${child.healthUrl}/livez`)).status, 200, '/livez answers');
+    for (const socket of sockets) socket.destroy();
+    const resumed = await answeredAgain(child, certs, 'after-budget');
+    t.ok(resumed, 'once they are gone, admissions are answered 200');
   });
 
   await t.test('25 uploads stalled just short of 7 MiB hold no body memory', async (t) => {
@@ -235,27 +361,38 @@ t.test('connection limits of serve', { skip: missingBuild() ?? false }, async (t
   });
 });
 
-t.test('past the held-bytes budget: 503 with Retry-After', async (t) => {
-  const certs = await makeCertDir();
-  t.teardown(() => certs.cleanup());
+/** An admission app in this process over real TLS on a free port; returns its URL. */
+async function listenInProcess(
+  t: { teardown(fn: () => unknown): void },
+  certs: CertDir,
+  options: Pick<AdmissionAppOptions, 'logger' | 'heldBytesBudget' | 'maxConnectionsPerSource'>,
+): Promise<string> {
   const material = await readTlsMaterial({
     certFile: certs.certFile,
     keyFile: certs.keyFile,
     clientCaFile: undefined,
   });
   const settings = serveSettings(certs);
-  // One request's base charge (4 KiB) fits; a second one in flight does not.
   const app = buildAdmissionApp({
-    logger: createLogger('silent'),
+    ...options,
     source: fakeSource(),
     policy: { mode: settings.mode, onUnknown: settings.onUnknown },
     https: secureContextOptions(material),
-    heldBytesBudget: 6 * 1024,
   });
   await app.listen({ host: '127.0.0.1', port: 0 });
   t.teardown(() => app.close());
   const address = app.server.address();
-  const url = `https://127.0.0.1:${typeof address === 'object' && address !== null ? address.port : 0}`;
+  return `https://127.0.0.1:${typeof address === 'object' && address !== null ? address.port : 0}`;
+}
+
+t.test('past the held-bytes budget: 503 with Retry-After', async (t) => {
+  const certs = await makeCertDir();
+  t.teardown(() => certs.cleanup());
+  // One request (its 8 KiB base charge and what its parser holds) fits; a second does not.
+  const url = await listenInProcess(t, certs, {
+    logger: createLogger('silent'),
+    heldBytesBudget: 12 * 1024,
+  });
   const first = await stalledUpload(url, certs.caCert, 1024 * 1024, 64 * 1024);
   t.teardown(() => {
     first.destroy();
@@ -275,7 +412,7 @@ t.test('past the held-bytes budget: 503 with Retry-After', async (t) => {
   t.equal(second.headers['retry-after'], '1', 'with Retry-After: 1');
   t.match(
     second.json(),
-    { message: /holding .* MiB of request bodies, its budget: retry/ },
+    { message: /requests in flight hold 12 KiB, its budget for request bodies: .*retry in 1 s/ },
     'saying why',
   );
   first.destroy();
@@ -291,4 +428,23 @@ t.test('past the held-bytes budget: 503 with Retry-After', async (t) => {
     { timeoutMs: 5_000, intervalMs: 100 },
   );
   t.ok(later, 'once the stalled upload is gone, requests are answered 200 again');
+});
+
+t.test('in process: a refused connection is logged with its source', async (t) => {
+  const certs = await makeCertDir();
+  t.teardown(() => certs.cleanup());
+  const { logger, lines } = recordingLogger();
+  const url = await listenInProcess(t, certs, { logger, maxConnectionsPerSource: 1 });
+  const first = await handshake(url, certs.caCert);
+  t.teardown(() => first.destroy());
+  const second = await handshake(url, certs.caCert).then(
+    (socket) => closedWithin(socket, 2_000),
+    () => 0,
+  );
+  t.ok(second !== undefined, 'the second connection from 127.0.0.1 is closed at once');
+  t.match(
+    lines().filter((line) => line.level === 'warn'),
+    [{ msg: /connections refused/, source: '127.0.0.1', refused: 1, maxConnectionsPerSource: 1 }],
+    'one warning with the source, the count and the cap',
+  );
 });

@@ -16,7 +16,7 @@ const LIMITS: SelectLimits = { maxDepth: 10_000, maxValues: 1_000_000, maxString
 
 const SELECTION: Selection = {
   a: true,
-  b: { c: true, d: { e: true } },
+  b: { c: 8, d: { e: true } },
   'x/y~z': true,
   é: true,
 };
@@ -27,11 +27,12 @@ function isRecord(value: unknown): value is Record<string, unknown> {
 }
 
 /** What the parser should keep of a JSON.parse result: the reference model. */
-function project(value: unknown, selection: Selection | true): unknown {
+function project(value: unknown, selection: Selection | true | number): unknown {
   if (Array.isArray(value)) return EMPTY_ARRAY;
-  if (selection === true) {
+  if (typeof selection !== 'object') {
+    const limit = selection === true ? 64 : selection;
     if (isRecord(value)) return EMPTY_OBJECT;
-    if (typeof value === 'string' && Buffer.byteLength(JSON.stringify(value)) - 2 > 64) {
+    if (typeof value === 'string' && Buffer.byteLength(JSON.stringify(value)) - 2 > limit) {
       return LONG_STRING;
     }
     return value;
@@ -148,13 +149,42 @@ t.test('keeps only the selection, with JSON.parse semantics', async (t) => {
   );
   const last = run('{"b":{"c":1,"d":{"e":1}},"b":{"c":2}}');
   t.same(last, { ok: true, value: { b: { c: 2 } } }, 'a repeated key: the last one wins, whole');
-  const long = run(`{"a":"${'x'.repeat(65)}","b":{"c":"${'y'.repeat(64)}"}}`);
+  const long = run(
+    `{"a":"${'x'.repeat(65)}","b":{"c":"${'y'.repeat(8)}","d":{"e":"${'z'.repeat(64)}"}}}`,
+  );
   t.same(
     long,
-    { ok: true, value: { a: LONG_STRING, b: { c: 'y'.repeat(64) } } },
-    'a kept string over the limit becomes LONG_STRING',
+    { ok: true, value: { a: LONG_STRING, b: { c: 'y'.repeat(8), d: { e: 'z'.repeat(64) } } } },
+    'a kept string over the default limit becomes LONG_STRING',
+  );
+  t.same(
+    run('{"b":{"c":"123456789"}}'),
+    { ok: true, value: { b: { c: LONG_STRING } } },
+    "one over its field's own limit (8) too",
   );
   t.same(run('{"__proto__":{"a":1},"a":1}'), { ok: true, value: { a: 1 } }, '__proto__ ignored');
+});
+
+t.test('escaped keys are decoded by hand, exactly as JSON.parse would', async (t) => {
+  const selection = compileSelection({ 'a/b': true, é: true, '😀': true, ab: true });
+  const keep = (text: string): unknown => {
+    const parser = new SelectingJsonParser(selection, LIMITS);
+    parser.write(Buffer.from(text, 'utf8'));
+    const outcome = parser.end();
+    return outcome.ok ? outcome.value : outcome.problem;
+  };
+  t.same(
+    keep('{"a\\/b":1,"\\u00e9":2,"\\ud83d\\ude00":3}'),
+    { 'a/b': 1, é: 2, '😀': 3 },
+    'simple, 2-byte and surrogate-pair escapes match',
+  );
+  t.same(keep('{"\\ud83d":1,"\\ude00":2,"\\ud83d\\u0041":3}'), {}, 'lone surrogates match nothing');
+  t.same(
+    keep('{"\\u0061\\u0062\\u0063":1,"\\u0061b":2}'),
+    { ab: 2 },
+    'a shorter escaped key after a longer one is read alone',
+  );
+  t.same(keep('{"a\\nb":1,"a\\u0000b":2,"\\u00e9\\u00e9":3}'), {}, 'near misses do not match');
 });
 
 t.test('depth and value-count bounds', async (t) => {
@@ -201,13 +231,77 @@ t.test('an AdmissionReview keeps the envelope, the metadata and three stamps onl
   t.notOk('data' in (kept.object ?? {}), 'no data');
   t.notOk('managedFields' in (kept.object?.metadata ?? {}), 'no managedFields');
   t.notOk('data' in (kept.oldObject ?? {}), 'no oldObject data');
-  t.same(
-    parseAdmissionReview(JSON.stringify({ request: { uid: 'x'.repeat(5_000) } })),
-    {
-      ok: false,
-      message:
-        'The AdmissionReview request\'s "uid" is longer than 4096 bytes: the API server sends a UUID.',
-    },
-    'a uid over 4 KiB is refused with a clear message',
+  const refused = (request: Record<string, unknown>): string => {
+    const outcome = parseAdmissionReview(JSON.stringify({ request: { uid: 'u', ...request } }));
+    return outcome.ok ? 'accepted' : outcome.message;
+  };
+  t.equal(
+    refused({ uid: 'x'.repeat(129) }),
+    "The AdmissionReview's request.uid is longer than 128 bytes, more than Kubernetes allows: check what is calling the webhook.",
+    'a uid over 128 bytes is refused, naming the field and the bound',
   );
+  for (const [request, path, bytes] of [
+    [{ name: 'n'.repeat(254) }, 'request.name', 253],
+    [{ namespace: 'n'.repeat(64) }, 'request.namespace', 63],
+    [
+      { resource: { group: '', version: 'v1', resource: 'r'.repeat(254) } },
+      'request.resource.resource',
+      253,
+    ],
+    [{ object: { metadata: { name: 'n'.repeat(254) } } }, 'request.object.metadata.name', 253],
+    [
+      { object: { metadata: { generateName: 'g'.repeat(254) } } },
+      'request.object.metadata.generateName',
+      253,
+    ],
+    [
+      { object: { metadata: { namespace: 's'.repeat(64) } } },
+      'request.object.metadata.namespace',
+      63,
+    ],
+  ] as const) {
+    t.match(
+      refused(request),
+      `${path} is longer than ${bytes} bytes`,
+      `${path}: over ${bytes} refused`,
+    );
+  }
+  t.equal(
+    refused({ name: 'n'.repeat(253), namespace: 'n'.repeat(63) }),
+    'accepted',
+    'at the bounds: accepted',
+  );
+  const lenient = parseAdmissionReview(
+    JSON.stringify({
+      request: {
+        uid: 'u',
+        userInfo: { username: 'u'.repeat(1_025) },
+        object: { metadata: { annotations: { 'kms-secret-guard.io/key-id': 'k'.repeat(129) } } },
+      },
+    }),
+  );
+  t.ok(lenient.ok, 'an over-long user name or stamp value is not an error');
+  if (lenient.ok) {
+    t.equal(lenient.review.request.userInfo?.username, LONG_STRING, 'the user name is not kept');
+    t.same(
+      lenient.review.request.object?.metadata?.annotations,
+      { 'kms-secret-guard.io/key-id': LONG_STRING },
+      'the stamp value is not kept (it counts as a change, and /mutate replaces it)',
+    );
+  }
+});
+
+t.test('heldBytes counts the kept values, not only the buffers', async (t) => {
+  const parser = new SelectingJsonParser(COMPILED, LIMITS);
+  parser.write(Buffer.from('{"a":"x","b":{"c":"y"'));
+  const small = parser.heldBytes;
+  const other = new SelectingJsonParser(COMPILED, LIMITS);
+  other.write(Buffer.from(`{"a":"${'x'.repeat(64)}","b":{"c":"y"`));
+  t.ok(
+    other.heldBytes - small >= 2 * 63,
+    `a 64-character kept string adds ${other.heldBytes - small} bytes`,
+  );
+  const deep = new SelectingJsonParser(COMPILED, LIMITS);
+  deep.write(Buffer.from(`{"z":${'['.repeat(5_000)}`));
+  t.ok(deep.heldBytes >= 5_000, `5 000 open arrays: ${deep.heldBytes} bytes (the nesting stack)`);
 });

@@ -10,7 +10,7 @@ import {
 } from '../../config/settings.js';
 import { staticCredentialFromEnv, type CredentialLike } from '../../kms/client.js';
 import { createLogger } from '../../logging/logger.js';
-import { startKmsPlugin, type RunningKmsPlugin } from '../../plugin/index.js';
+import type { RunningKmsPlugin } from '../../plugin/index.js';
 import { SocketInUseError, SocketPathError } from '../../plugin/socket.js';
 import { listenError } from '../listen.js';
 import { addSettingOptions, rawSettings, untilStopped, type CliContext } from '../context.js';
@@ -56,6 +56,8 @@ export async function runKmsPlugin(
   const credential = options.credential ?? staticCredentialFromEnv(ctx.env);
   let plugin: RunningKmsPlugin;
   try {
+    // gRPC and its proto loader are loaded here, not with the CLI: `serve` never carries them.
+    const { startKmsPlugin } = await import('../../plugin/index.js');
     plugin = await startKmsPlugin({
       settings,
       logger,
