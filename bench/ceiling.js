@@ -38,8 +38,8 @@ const server = createServer(
     });
   },
 );
-// Same idle keep-alive as Fastify's default, so neither side drops warm connections.
-server.keepAliveTimeout = 72_000;
+// Same idle keep-alive as the webhook (past the Go client's 90 s), so neither side drops warm connections.
+server.keepAliveTimeout = 95_000;
 server.listen(options.port ?? 0, options.host ?? '127.0.0.1', () => {
   process.stdout.write(`${JSON.stringify({ port: server.address().port })}\n`);
 });
