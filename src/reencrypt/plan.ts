@@ -120,8 +120,10 @@ export function classifySecret(secret: WrittenSecret, rule: StalenessRule): Secr
  * the settle time, whatever the clocks say.
  */
 export function settleWaitMs(rule: StalenessRule, now: number): number {
+  // The second after the boundary: managedFields times are whole seconds, and a rewrite
+  // recorded in the boundary second itself counts as before it.
   const wait = settledAt(rule) + 1000 - now;
-  return Math.max(0, Math.min(wait, rule.settleMs));
+  return Math.max(0, Math.min(wait, rule.settleMs + 1000));
 }
 
 export function isStale(state: SecretState): boolean {

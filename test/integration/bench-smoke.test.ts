@@ -163,7 +163,11 @@ t.test('bench/load.js against bench/ceiling.js and the webhook', async (t) => {
 });
 
 // scripts/loadgen.sh exits 3 without a Go toolchain: the bench then skips the Go client too.
-const build = spawnSync('bash', [join(ROOT, 'scripts', 'loadgen.sh')], { encoding: 'utf8' });
+// Bounded: a cold Go build of this stdlib-only program takes well under a minute.
+const build = spawnSync('bash', [join(ROOT, 'scripts', 'loadgen.sh')], {
+  encoding: 'utf8',
+  timeout: 300_000,
+});
 
 t.test(
   'bench/loadgen (Go) against bench/ceiling.js with bench/probe.js loaded',

@@ -170,8 +170,13 @@ t.test(
     t.equal(settleWaitMs(rule, Date.parse('2026-11-28T12:00:00Z')), 0, 'long after: no wait');
     t.equal(
       settleWaitMs(rule, Date.parse('2026-11-28T08:00:00Z')),
-      5 * 60_000,
-      'a rotation time in the future (clock skew): at most the settle time',
+      5 * 60_000 + 1000,
+      'a rotation time in the future (clock skew): at most the settle time and its second',
+    );
+    t.equal(
+      settleWaitMs(rule, Date.parse('2026-11-28T09:00:00.200Z')),
+      5 * 60_000 + 800,
+      'started just after the rotation: the first patch lands after the boundary second',
     );
   },
 );
