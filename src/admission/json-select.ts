@@ -119,7 +119,15 @@ const BOM = Buffer.from([0xef, 0xbb, 0xbf]);
 /** Bytes a string run stops at: the quote, the backslash and the 32 control bytes. */
 const SPECIAL_BYTES = [QUOTE, BACKSLASH, ...Array.from({ length: 0x20 }, (_, byte) => byte)];
 /** Runs shorter than this are checked byte by byte (cheaper than 34 lookups). */
-const SHORT_RUN = 256;
+const SHORT_RUN = 1024;
+/** 1 for the bytes a string run stops at (SPECIAL_BYTES), 0 for plain string bytes. */
+const STOPS_STRING = new Uint8Array(256);
+for (const byte of SPECIAL_BYTES) STOPS_STRING[byte] = 1;
+/** 1 for the four bytes JSON allows between tokens. */
+const WHITESPACE = new Uint8Array(256);
+for (const byte of [0x20, 0x0a, 0x0d, 0x09]) WHITESPACE[byte] = 1;
+/** Captures shorter than this are copied byte by byte (cheaper than a native call). */
+const SHORT_COPY = 64;
 
 /** Where the next of each special byte is in one chunk, found with indexOf and cached. */
 class SpecialPositions {
@@ -196,8 +204,10 @@ function writeEscapedUnit(raw: Uint8Array, at: number, out: Buffer, to: number):
   return (11 << 8) | out.write(String.fromCharCode(unit, low), to, 'utf8');
 }
 
-function isWhitespace(byte: number): boolean {
-  return byte === 0x20 || byte === 0x0a || byte === 0x0d || byte === 0x09;
+/** Whether the first `length` bytes of `a` and `b` are equal (names are short: a plain loop). */
+function sameBytes(a: Uint8Array, b: Uint8Array, length: number): boolean {
+  for (let at = 0; at < length; at += 1) if (a[at] !== b[at]) return false;
+  return true;
 }
 
 function isDigit(byte: number): boolean {
@@ -265,6 +275,8 @@ export class SelectingJsonParser {
   #bytes = 0;
   #problem: SelectProblem | undefined;
   #result: unknown = undefined;
+  /** keptBytes of #result, kept up to date by #assign (values are only ever added). */
+  #keptBytes = 0;
   readonly #specials = new SpecialPositions();
 
   // The value being read and where it goes once complete.
@@ -280,7 +292,7 @@ export class SelectingJsonParser {
   #captureLength = 0;
   #captureOverflow = false;
   #captureLimit = 0;
-  #keyHasEscape = false;
+  #stringHasEscape = false;
   /** Where escaped keys are decoded (reused: at most the longest raw key of a selection). */
   #scratch = Buffer.alloc(0);
   #hexLeft = 0;
@@ -302,7 +314,7 @@ export class SelectingJsonParser {
    */
   get heldBytes(): number {
     const buffers = (this.#capture?.length ?? 0) + this.#stack.length + this.#scratch.length;
-    return PARSER_BYTES + buffers + keptBytes(this.#result);
+    return PARSER_BYTES + buffers + this.#keptBytes;
   }
 
   write(bytes: Uint8Array): void {
@@ -360,7 +372,7 @@ export class SelectingJsonParser {
   #structural(chunk: Uint8Array, index: number): number {
     let at = index;
     const length = chunk.length;
-    while (at < length && isWhitespace(chunk[at] ?? -1)) at += 1;
+    while (at < length && WHITESPACE[chunk[at] ?? 0] === 1) at += 1;
     if (at === length) return at;
     const byte = chunk[at] ?? -1;
     switch (this.#state) {
@@ -444,8 +456,13 @@ export class SelectingJsonParser {
   }
 
   #assign(value: unknown): void {
-    if (this.#targetIsRoot) this.#result = value;
-    else if (this.#target !== undefined) this.#target.record[this.#targetName] = value;
+    if (this.#targetIsRoot) {
+      this.#result = value;
+      this.#keptBytes = keptBytes(value);
+    } else if (this.#target !== undefined) {
+      this.#target.record[this.#targetName] = value;
+      this.#keptBytes += VALUE_BYTES + keptBytes(value);
+    }
     this.#target = undefined;
     this.#targetIsRoot = false;
     this.#targetChild = undefined;
@@ -496,7 +513,7 @@ export class SelectingJsonParser {
   #startString(mode: number, isKey: boolean): void {
     this.#state = STRING;
     this.#stringIsKey = isKey;
-    this.#keyHasEscape = false;
+    this.#stringHasEscape = false;
     const frame = this.#frames[this.#frames.length - 1];
     const limit =
       mode === KEY_CAPTURE ? (frame?.selection.maxRawKey ?? 0) : this.#stringLimit() + 2;
@@ -525,10 +542,13 @@ export class SelectingJsonParser {
     const count = Math.min(to - from, room);
     if (count < to - from) this.#captureOverflow = true;
     if (count <= 0) return;
-    this.#ensureCapacity(this.#captureLength + count).set(
-      chunk.subarray(from, from + count),
-      this.#captureLength,
-    );
+    const target = this.#ensureCapacity(this.#captureLength + count);
+    if (count < SHORT_COPY) {
+      let to = this.#captureLength;
+      for (let at = from; at < from + count; at += 1) target[to++] = chunk[at] ?? 0;
+    } else {
+      target.set(chunk.subarray(from, from + count), this.#captureLength);
+    }
     this.#captureLength += count;
   }
 
@@ -558,7 +578,7 @@ export class SelectingJsonParser {
     }
     if (byte !== BACKSLASH) return this.#fail();
     if (this.#mode !== SKIP) this.#append(byte);
-    this.#keyHasEscape = true;
+    this.#stringHasEscape = true;
     this.#state = ESCAPE;
     return at + 1;
   }
@@ -568,8 +588,7 @@ export class SelectingJsonParser {
     const length = chunk.length;
     const stop = Math.min(length, index + SHORT_RUN);
     for (let at = index; at < stop; at += 1) {
-      const byte = chunk[at] ?? -1;
-      if (byte === QUOTE || byte === BACKSLASH || byte < 0x20) return at;
+      if (STOPS_STRING[chunk[at] ?? 0] === 1) return at;
     }
     return stop < length ? this.#specials.first(chunk, stop) : stop;
   }
@@ -609,8 +628,12 @@ export class SelectingJsonParser {
       this.#assign(LONG_STRING);
       return;
     }
-    // The bytes were checked above; JSON.parse only decodes escapes and UTF-8 here.
-    this.#assign(JSON.parse(this.#captured()));
+    // The bytes were checked above; JSON.parse only decodes escapes (and UTF-8) here.
+    if (!this.#stringHasEscape) {
+      this.#assign((this.#capture ?? BOM).toString('utf8', 1, this.#captureLength - 1));
+    } else {
+      this.#assign(JSON.parse(this.#captured()));
+    }
   }
 
   #captured(): string {
@@ -624,10 +647,10 @@ export class SelectingJsonParser {
     if (this.#captureOverflow) return;
     const captured = this.#capture;
     if (captured === undefined) return;
-    const length = this.#keyHasEscape ? this.#unescapeKey(captured) : this.#captureLength;
+    const length = this.#stringHasEscape ? this.#unescapeKey(captured) : this.#captureLength;
     const name = this.#fieldNamed(
       frame.selection,
-      this.#keyHasEscape ? this.#scratch : captured,
+      this.#stringHasEscape ? this.#scratch : captured,
       length,
     );
     if (name === undefined) return;
@@ -674,7 +697,7 @@ export class SelectingJsonParser {
     const candidates = selection.byLength.get(length);
     if (candidates === undefined) return undefined;
     for (const [spelled, name] of candidates) {
-      if (bytes.compare(spelled, 0, spelled.length, 0, length) === 0) return name;
+      if (sameBytes(spelled, bytes, length)) return name;
     }
     return undefined;
   }
