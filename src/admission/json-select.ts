@@ -116,6 +116,8 @@ const LITERALS: Readonly<Record<number, readonly [Uint8Array, unknown]>> = {
   0x6e: [Buffer.from('null'), null],
 };
 const BOM = Buffer.from([0xef, 0xbb, 0xbf]);
+/** The scratch buffer before any escaped key needs one (never written: it has no room). */
+const NO_BYTES = Buffer.alloc(0);
 /** Bytes a string run stops at: the quote, the backslash and the 32 control bytes. */
 const SPECIAL_BYTES = [QUOTE, BACKSLASH, ...Array.from({ length: 0x20 }, (_, byte) => byte)];
 /** Runs shorter than this are checked byte by byte (cheaper than 34 lookups). */
@@ -204,10 +206,23 @@ function writeEscapedUnit(raw: Uint8Array, at: number, out: Buffer, to: number):
   return (11 << 8) | out.write(String.fromCharCode(unit, low), to, 'utf8');
 }
 
-/** Whether the first `length` bytes of `a` and `b` are equal (names are short: a plain loop). */
-function sameBytes(a: Uint8Array, b: Uint8Array, length: number): boolean {
-  for (let at = 0; at < length; at += 1) if (a[at] !== b[at]) return false;
+/** Whether `name` equals the bytes of `bytes` from `from` (names are short: a plain loop). */
+function spells(name: Uint8Array, bytes: Uint8Array, from: number): boolean {
+  for (let at = 0; at < name.length; at += 1) if (name[at] !== bytes[from + at]) return false;
   return true;
+}
+
+/** The field name `length` bytes of `bytes` from `from` spell, compared as bytes (no string built). */
+function fieldNamed(
+  selection: CompiledSelection,
+  bytes: Uint8Array,
+  from: number,
+  length: number,
+): string | undefined {
+  const candidates = selection.byLength.get(length);
+  if (candidates === undefined) return undefined;
+  for (const [spelled, name] of candidates) if (spells(spelled, bytes, from)) return name;
+  return undefined;
 }
 
 function isDigit(byte: number): boolean {
@@ -277,7 +292,8 @@ export class SelectingJsonParser {
   #result: unknown = undefined;
   /** keptBytes of #result, kept up to date by #assign (values are only ever added). */
   #keptBytes = 0;
-  readonly #specials = new SpecialPositions();
+  /** Made on the first long string run (most reviews have none). */
+  #specials: SpecialPositions | undefined;
 
   // The value being read and where it goes once complete.
   #target: Frame | undefined;
@@ -294,7 +310,7 @@ export class SelectingJsonParser {
   #captureLimit = 0;
   #stringHasEscape = false;
   /** Where escaped keys are decoded (reused: at most the longest raw key of a selection). */
-  #scratch = Buffer.alloc(0);
+  #scratch: Buffer = NO_BYTES;
   #hexLeft = 0;
   #number = N_MINUS;
   #literal: Uint8Array = BOM;
@@ -332,7 +348,7 @@ export class SelectingJsonParser {
     const length = chunk.length;
     // #fail returns a position past any chunk, which ends the loop.
     while (index < length) index = this.#step(chunk, index);
-    this.#specials.forget();
+    this.#specials?.forget();
   }
 
   end(): SelectOutcome {
@@ -369,7 +385,7 @@ export class SelectingJsonParser {
     }
   }
 
-  #structural(chunk: Uint8Array, index: number): number {
+  #structural(chunk: Buffer, index: number): number {
     let at = index;
     const length = chunk.length;
     while (at < length && WHITESPACE[chunk[at] ?? 0] === 1) at += 1;
@@ -377,9 +393,9 @@ export class SelectingJsonParser {
     const byte = chunk[at] ?? -1;
     switch (this.#state) {
       case VALUE:
-        return this.#value(byte, at);
+        return this.#value(chunk, byte, at);
       case VALUE_OR_END:
-        return byte === 0x5d ? this.#close(ARRAY, at) : this.#value(byte, at);
+        return byte === 0x5d ? this.#close(ARRAY, at) : this.#value(chunk, byte, at);
       case AFTER_VALUE:
         return this.#afterValue(byte, at);
       case COLON:
@@ -387,14 +403,14 @@ export class SelectingJsonParser {
         this.#state = VALUE;
         return at + 1;
       default:
-        return this.#key(byte, at);
+        return this.#key(chunk, byte, at);
     }
   }
 
   /** KEY_OR_END (after '{') or KEY (after ','). */
-  #key(byte: number, at: number): number {
+  #key(chunk: Buffer, byte: number, at: number): number {
     if (byte === 0x7d && this.#state === KEY_OR_END) return this.#close(OBJECT, at);
-    return byte === QUOTE ? this.#startKey(at) : this.#fail();
+    return byte === QUOTE ? this.#startKey(chunk, at) : this.#fail();
   }
 
   #afterValue(byte: number, at: number): number {
@@ -409,17 +425,13 @@ export class SelectingJsonParser {
   }
 
   /** A value starts at `at` with `byte`: work out where it goes, then read it. */
-  #value(byte: number, at: number): number {
+  #value(chunk: Buffer, byte: number, at: number): number {
     this.#values += 1;
     if (this.#values > this.#limits.maxValues) return this.#fail('too-many-values');
     this.#chooseTarget();
     if (byte === 0x7b) return this.#open(OBJECT, at);
     if (byte === 0x5b) return this.#open(ARRAY, at);
-    if (byte === QUOTE) {
-      this.#startString(this.#targetChild === undefined ? SKIP : VALUE_CAPTURE, false);
-      if (this.#mode === VALUE_CAPTURE) this.#append(QUOTE);
-      return at + 1;
-    }
+    if (byte === QUOTE) return this.#startValueString(chunk, at);
     return this.#scalar(byte, at);
   }
 
@@ -497,10 +509,40 @@ export class SelectingJsonParser {
     return at + 1;
   }
 
-  #startKey(at: number): number {
+  #startKey(chunk: Buffer, at: number): number {
     const tracked = this.#depth === this.#frames.length;
     this.#startString(tracked ? KEY_CAPTURE : SKIP, true);
-    return at + 1;
+    if (!tracked) return at + 1;
+    const end = this.#wholeStringEnd(chunk, at + 1);
+    if (end < 0) return at + 1;
+    this.#state = COLON;
+    this.#resolveKeyIn(chunk, at + 1, end);
+    return end + 1;
+  }
+
+  /** A kept string value starts at `at`: read in place when it ends in this chunk unescaped. */
+  #startValueString(chunk: Buffer, at: number): number {
+    this.#startString(this.#targetChild === undefined ? SKIP : VALUE_CAPTURE, false);
+    if (this.#mode === SKIP) return at + 1;
+    const end = this.#wholeStringEnd(chunk, at + 1);
+    if (end < 0) {
+      this.#append(QUOTE);
+      return at + 1;
+    }
+    this.#state = AFTER_VALUE;
+    // Raw length with both quotes, as the capture would count it.
+    const long = end - at + 1 > this.#captureLimit;
+    this.#assign(long ? LONG_STRING : chunk.toString('utf8', at + 1, end));
+    return end + 1;
+  }
+
+  /**
+   * Where the string whose content starts at `from` ends (its closing quote), when that is in
+   * this chunk and no escape comes before it; else -1 (the string is then read as it comes).
+   */
+  #wholeStringEnd(chunk: Buffer, from: number): number {
+    const end = this.#plainRunEnd(chunk, from);
+    return end < chunk.length && chunk[end] === QUOTE ? end : -1;
   }
 
   /** Raw bytes the string value being started may have (its field's limit, else the default). */
@@ -590,7 +632,9 @@ export class SelectingJsonParser {
     for (let at = index; at < stop; at += 1) {
       if (STOPS_STRING[chunk[at] ?? 0] === 1) return at;
     }
-    return stop < length ? this.#specials.first(chunk, stop) : stop;
+    if (stop === length) return stop;
+    this.#specials ??= new SpecialPositions();
+    return this.#specials.first(chunk, stop);
   }
 
   #escape(chunk: Uint8Array, index: number): number {
@@ -648,11 +692,20 @@ export class SelectingJsonParser {
     const captured = this.#capture;
     if (captured === undefined) return;
     const length = this.#stringHasEscape ? this.#unescapeKey(captured) : this.#captureLength;
-    const name = this.#fieldNamed(
-      frame.selection,
-      this.#stringHasEscape ? this.#scratch : captured,
-      length,
-    );
+    const bytes = this.#stringHasEscape ? this.#scratch : captured;
+    this.#selectField(frame, fieldNamed(frame.selection, bytes, 0, length));
+  }
+
+  /** The key between `from` and `to` of one chunk (no escapes), read in place. */
+  #resolveKeyIn(chunk: Buffer, from: number, to: number): void {
+    const frame = this.#frames[this.#frames.length - 1];
+    if (frame === undefined) return;
+    frame.field = undefined;
+    if (to - from > this.#captureLimit) return;
+    this.#selectField(frame, fieldNamed(frame.selection, chunk, from, to - from));
+  }
+
+  #selectField(frame: Frame, name: string | undefined): void {
     if (name === undefined) return;
     const field = frame.selection.fields.get(name);
     if (field === undefined) return;
@@ -690,16 +743,6 @@ export class SelectingJsonParser {
       }
     }
     return out;
-  }
-
-  /** The field name `length` bytes of `bytes` spell, compared as bytes (no string built). */
-  #fieldNamed(selection: CompiledSelection, bytes: Buffer, length: number): string | undefined {
-    const candidates = selection.byLength.get(length);
-    if (candidates === undefined) return undefined;
-    for (const [spelled, name] of candidates) {
-      if (sameBytes(spelled, bytes, length)) return name;
-    }
-    return undefined;
   }
 
   #numberByte(chunk: Uint8Array, index: number): number {
