@@ -233,6 +233,15 @@ function isHex(byte: number): boolean {
   return isDigit(byte) || (byte >= 0x41 && byte <= 0x46) || (byte >= 0x61 && byte <= 0x66);
 }
 
+/** Bytes of the valid escape at `at` (a backslash) when all of it is in `bytes`, else 0. */
+function escapeLength(bytes: Uint8Array, at: number): number {
+  const next = bytes[at + 1] ?? -1;
+  if (SIMPLE_ESCAPES.has(next)) return 2;
+  if (next !== 0x75) return 0;
+  for (let hex = at + 2; hex < at + 6; hex += 1) if (!isHex(bytes[hex] ?? -1)) return 0;
+  return 6;
+}
+
 /** Byte classes of the number grammar: 0, 1-9, '.', 'e'/'E', '+'/'-', anything else. */
 function numberClass(byte: number): number {
   if (byte === 0x30) return 0;
@@ -513,8 +522,11 @@ export class SelectingJsonParser {
     const tracked = this.#depth === this.#frames.length;
     this.#startString(tracked ? KEY_CAPTURE : SKIP, true);
     if (!tracked) return at + 1;
-    const end = this.#wholeStringEnd(chunk, at + 1);
-    if (end < 0) return at + 1;
+    const end = this.#wholeKeyEnd(chunk, at + 1);
+    if (end < 0) {
+      this.#stringHasEscape = false;
+      return at + 1;
+    }
     this.#state = COLON;
     this.#resolveKeyIn(chunk, at + 1, end);
     return end + 1;
@@ -534,6 +546,22 @@ export class SelectingJsonParser {
     const long = end - at + 1 > this.#captureLimit;
     this.#assign(long ? LONG_STRING : chunk.toString('utf8', at + 1, end));
     return end + 1;
+  }
+
+  /**
+   * Where the key whose content starts at `from` ends (its closing quote), when that is in this
+   * chunk and its escapes are all valid; else -1 (the key is then read as it comes).
+   */
+  #wholeKeyEnd(chunk: Buffer, from: number): number {
+    const length = chunk.length;
+    let at = this.#plainRunEnd(chunk, from);
+    while (at < length && chunk[at] === BACKSLASH) {
+      const escape = escapeLength(chunk, at);
+      if (escape === 0) return -1;
+      this.#stringHasEscape = true;
+      at = this.#plainRunEnd(chunk, at + escape);
+    }
+    return at < length && chunk[at] === QUOTE ? at : -1;
   }
 
   /**
@@ -691,18 +719,26 @@ export class SelectingJsonParser {
     if (this.#captureOverflow) return;
     const captured = this.#capture;
     if (captured === undefined) return;
-    const length = this.#stringHasEscape ? this.#unescapeKey(captured) : this.#captureLength;
+    // A view of this key only: the buffer may hold bytes of a longer earlier capture after it.
+    const length = this.#stringHasEscape
+      ? this.#unescapeKey(captured.subarray(0, this.#captureLength))
+      : this.#captureLength;
     const bytes = this.#stringHasEscape ? this.#scratch : captured;
     this.#selectField(frame, fieldNamed(frame.selection, bytes, 0, length));
   }
 
-  /** The key between `from` and `to` of one chunk (no escapes), read in place. */
+  /** The key between `from` and `to` of one chunk (its escapes checked), read in place. */
   #resolveKeyIn(chunk: Buffer, from: number, to: number): void {
     const frame = this.#frames[this.#frames.length - 1];
     if (frame === undefined) return;
     frame.field = undefined;
     if (to - from > this.#captureLimit) return;
-    this.#selectField(frame, fieldNamed(frame.selection, chunk, from, to - from));
+    if (!this.#stringHasEscape) {
+      this.#selectField(frame, fieldNamed(frame.selection, chunk, from, to - from));
+      return;
+    }
+    const length = this.#unescapeKey(chunk.subarray(from, to));
+    this.#selectField(frame, fieldNamed(frame.selection, this.#scratch, 0, length));
   }
 
   #selectField(frame: Frame, name: string | undefined): void {
@@ -719,10 +755,8 @@ export class SelectingJsonParser {
    * Returns the decoded length (never more than the raw one), or -1 for a lone surrogate,
    * which no field name holds.
    */
-  #unescapeKey(capture: Buffer): number {
-    const length = this.#captureLength;
-    // A view of this key only: the buffer may hold bytes of a longer earlier capture after it.
-    const captured = capture.subarray(0, length);
+  #unescapeKey(captured: Uint8Array): number {
+    const length = captured.length;
     if (this.#scratch.length < length) this.#scratch = Buffer.alloc(length);
     const scratch = this.#scratch;
     let out = 0;

@@ -185,6 +185,19 @@ t.test('escaped keys are decoded by hand, exactly as JSON.parse would', async (t
     'a shorter escaped key after a longer one is read alone',
   );
   t.same(keep('{"a\\nb":1,"a\\u0000b":2,"\\u00e9\\u00e9":3}'), {}, 'near misses do not match');
+  // Keys and kept strings wholly in one chunk are read in place; cut ones are read as they come.
+  const text = Buffer.from('{"a\\/b":"\\u00e9x","\\u00e9":"plain","\\ud83d\\ude00":"\\n","ab":3}');
+  const whole = keep(text.toString());
+  const differ: number[] = [];
+  for (let cut = 1; cut < text.length; cut += 1) {
+    const parser = new SelectingJsonParser(selection, LIMITS);
+    parser.write(text.subarray(0, cut));
+    parser.write(text.subarray(cut));
+    const outcome = parser.end();
+    if (JSON.stringify(outcome.ok && outcome.value) !== JSON.stringify(whole)) differ.push(cut);
+  }
+  t.same(whole, { 'a/b': 'éx', é: 'plain', '😀': '\n', ab: 3 }, 'read whole, in place');
+  t.same(differ, [], 'and the same when cut at any byte');
 });
 
 t.test('depth and value-count bounds', async (t) => {
