@@ -299,7 +299,7 @@ export class SelectingJsonParser {
   #bytes = 0;
   #problem: SelectProblem | undefined;
   #result: unknown = undefined;
-  /** keptBytes of #result, kept up to date by #assign (values are only ever added). */
+  /** keptBytes of #result, kept up to date by #assign (not recounted on every chunk). */
   #keptBytes = 0;
   /** Made on the first long string run (most reviews have none). */
   #specials: SpecialPositions | undefined;
@@ -481,7 +481,11 @@ export class SelectingJsonParser {
       this.#result = value;
       this.#keptBytes = keptBytes(value);
     } else if (this.#target !== undefined) {
-      this.#target.record[this.#targetName] = value;
+      const record = this.#target.record;
+      const name = this.#targetName;
+      // A repeated key replaces its value: what it held is no longer held.
+      if (Object.hasOwn(record, name)) this.#keptBytes -= VALUE_BYTES + keptBytes(record[name]);
+      record[name] = value;
       this.#keptBytes += VALUE_BYTES + keptBytes(value);
     }
     this.#target = undefined;

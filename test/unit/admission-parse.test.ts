@@ -317,4 +317,14 @@ t.test('heldBytes counts the kept values, not only the buffers', async (t) => {
   const deep = new SelectingJsonParser(COMPILED, LIMITS);
   deep.write(Buffer.from(`{"z":${'['.repeat(5_000)}`));
   t.ok(deep.heldBytes >= 5_000, `5 000 open arrays: ${deep.heldBytes} bytes (the nesting stack)`);
+  const once = new SelectingJsonParser(COMPILED, LIMITS);
+  once.write(Buffer.from('{"a":"x","b":{"c":"y","d":{"e":1}}'));
+  const repeated = new SelectingJsonParser(COMPILED, LIMITS);
+  const again = '"a":"x","b":{"c":"y","d":{"e":1}},';
+  repeated.write(Buffer.from(`{${again.repeat(10_000)}"a":"x","b":{"c":"y","d":{"e":1}}`));
+  t.equal(
+    repeated.heldBytes,
+    once.heldBytes,
+    'a key repeated 10 000 times holds what it holds once (the replaced values are released)',
+  );
 });
