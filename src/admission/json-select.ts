@@ -116,10 +116,20 @@ const LITERALS: Readonly<Record<number, readonly [Uint8Array, unknown]>> = {
   0x6e: [Buffer.from('null'), null],
 };
 const BOM = Buffer.from([0xef, 0xbb, 0xbf]);
+/** The scratch buffer before any escaped key needs one (never written: it has no room). */
+const NO_BYTES = Buffer.alloc(0);
 /** Bytes a string run stops at: the quote, the backslash and the 32 control bytes. */
 const SPECIAL_BYTES = [QUOTE, BACKSLASH, ...Array.from({ length: 0x20 }, (_, byte) => byte)];
 /** Runs shorter than this are checked byte by byte (cheaper than 34 lookups). */
-const SHORT_RUN = 256;
+const SHORT_RUN = 1024;
+/** 1 for the bytes a string run stops at (SPECIAL_BYTES), 0 for plain string bytes. */
+const STOPS_STRING = new Uint8Array(256);
+for (const byte of SPECIAL_BYTES) STOPS_STRING[byte] = 1;
+/** 1 for the four bytes JSON allows between tokens. */
+const WHITESPACE = new Uint8Array(256);
+for (const byte of [0x20, 0x0a, 0x0d, 0x09]) WHITESPACE[byte] = 1;
+/** Captures shorter than this are copied byte by byte (cheaper than a native call). */
+const SHORT_COPY = 64;
 
 /** Where the next of each special byte is in one chunk, found with indexOf and cached. */
 class SpecialPositions {
@@ -196,8 +206,23 @@ function writeEscapedUnit(raw: Uint8Array, at: number, out: Buffer, to: number):
   return (11 << 8) | out.write(String.fromCharCode(unit, low), to, 'utf8');
 }
 
-function isWhitespace(byte: number): boolean {
-  return byte === 0x20 || byte === 0x0a || byte === 0x0d || byte === 0x09;
+/** Whether `name` equals the bytes of `bytes` from `from` (names are short: a plain loop). */
+function spells(name: Uint8Array, bytes: Uint8Array, from: number): boolean {
+  for (let at = 0; at < name.length; at += 1) if (name[at] !== bytes[from + at]) return false;
+  return true;
+}
+
+/** The field name `length` bytes of `bytes` from `from` spell, compared as bytes (no string built). */
+function fieldNamed(
+  selection: CompiledSelection,
+  bytes: Uint8Array,
+  from: number,
+  length: number,
+): string | undefined {
+  const candidates = selection.byLength.get(length);
+  if (candidates === undefined) return undefined;
+  for (const [spelled, name] of candidates) if (spells(spelled, bytes, from)) return name;
+  return undefined;
 }
 
 function isDigit(byte: number): boolean {
@@ -206,6 +231,15 @@ function isDigit(byte: number): boolean {
 
 function isHex(byte: number): boolean {
   return isDigit(byte) || (byte >= 0x41 && byte <= 0x46) || (byte >= 0x61 && byte <= 0x66);
+}
+
+/** Bytes of the valid escape at `at` (a backslash) when all of it is in `bytes`, else 0. */
+function escapeLength(bytes: Uint8Array, at: number): number {
+  const next = bytes[at + 1] ?? -1;
+  if (SIMPLE_ESCAPES.has(next)) return 2;
+  if (next !== 0x75) return 0;
+  for (let hex = at + 2; hex < at + 6; hex += 1) if (!isHex(bytes[hex] ?? -1)) return 0;
+  return 6;
 }
 
 /** Byte classes of the number grammar: 0, 1-9, '.', 'e'/'E', '+'/'-', anything else. */
@@ -265,7 +299,10 @@ export class SelectingJsonParser {
   #bytes = 0;
   #problem: SelectProblem | undefined;
   #result: unknown = undefined;
-  readonly #specials = new SpecialPositions();
+  /** keptBytes of #result, kept up to date by #assign (not recounted on every chunk). */
+  #keptBytes = 0;
+  /** Made on the first long string run (most reviews have none). */
+  #specials: SpecialPositions | undefined;
 
   // The value being read and where it goes once complete.
   #target: Frame | undefined;
@@ -280,9 +317,9 @@ export class SelectingJsonParser {
   #captureLength = 0;
   #captureOverflow = false;
   #captureLimit = 0;
-  #keyHasEscape = false;
+  #stringHasEscape = false;
   /** Where escaped keys are decoded (reused: at most the longest raw key of a selection). */
-  #scratch = Buffer.alloc(0);
+  #scratch: Buffer = NO_BYTES;
   #hexLeft = 0;
   #number = N_MINUS;
   #literal: Uint8Array = BOM;
@@ -302,7 +339,7 @@ export class SelectingJsonParser {
    */
   get heldBytes(): number {
     const buffers = (this.#capture?.length ?? 0) + this.#stack.length + this.#scratch.length;
-    return PARSER_BYTES + buffers + keptBytes(this.#result);
+    return PARSER_BYTES + buffers + this.#keptBytes;
   }
 
   write(bytes: Uint8Array): void {
@@ -320,7 +357,7 @@ export class SelectingJsonParser {
     const length = chunk.length;
     // #fail returns a position past any chunk, which ends the loop.
     while (index < length) index = this.#step(chunk, index);
-    this.#specials.forget();
+    this.#specials?.forget();
   }
 
   end(): SelectOutcome {
@@ -357,17 +394,17 @@ export class SelectingJsonParser {
     }
   }
 
-  #structural(chunk: Uint8Array, index: number): number {
+  #structural(chunk: Buffer, index: number): number {
     let at = index;
     const length = chunk.length;
-    while (at < length && isWhitespace(chunk[at] ?? -1)) at += 1;
+    while (at < length && WHITESPACE[chunk[at] ?? 0] === 1) at += 1;
     if (at === length) return at;
     const byte = chunk[at] ?? -1;
     switch (this.#state) {
       case VALUE:
-        return this.#value(byte, at);
+        return this.#value(chunk, byte, at);
       case VALUE_OR_END:
-        return byte === 0x5d ? this.#close(ARRAY, at) : this.#value(byte, at);
+        return byte === 0x5d ? this.#close(ARRAY, at) : this.#value(chunk, byte, at);
       case AFTER_VALUE:
         return this.#afterValue(byte, at);
       case COLON:
@@ -375,14 +412,14 @@ export class SelectingJsonParser {
         this.#state = VALUE;
         return at + 1;
       default:
-        return this.#key(byte, at);
+        return this.#key(chunk, byte, at);
     }
   }
 
   /** KEY_OR_END (after '{') or KEY (after ','). */
-  #key(byte: number, at: number): number {
+  #key(chunk: Buffer, byte: number, at: number): number {
     if (byte === 0x7d && this.#state === KEY_OR_END) return this.#close(OBJECT, at);
-    return byte === QUOTE ? this.#startKey(at) : this.#fail();
+    return byte === QUOTE ? this.#startKey(chunk, at) : this.#fail();
   }
 
   #afterValue(byte: number, at: number): number {
@@ -397,17 +434,13 @@ export class SelectingJsonParser {
   }
 
   /** A value starts at `at` with `byte`: work out where it goes, then read it. */
-  #value(byte: number, at: number): number {
+  #value(chunk: Buffer, byte: number, at: number): number {
     this.#values += 1;
     if (this.#values > this.#limits.maxValues) return this.#fail('too-many-values');
     this.#chooseTarget();
     if (byte === 0x7b) return this.#open(OBJECT, at);
     if (byte === 0x5b) return this.#open(ARRAY, at);
-    if (byte === QUOTE) {
-      this.#startString(this.#targetChild === undefined ? SKIP : VALUE_CAPTURE, false);
-      if (this.#mode === VALUE_CAPTURE) this.#append(QUOTE);
-      return at + 1;
-    }
+    if (byte === QUOTE) return this.#startValueString(chunk, at);
     return this.#scalar(byte, at);
   }
 
@@ -444,8 +477,17 @@ export class SelectingJsonParser {
   }
 
   #assign(value: unknown): void {
-    if (this.#targetIsRoot) this.#result = value;
-    else if (this.#target !== undefined) this.#target.record[this.#targetName] = value;
+    if (this.#targetIsRoot) {
+      this.#result = value;
+      this.#keptBytes = keptBytes(value);
+    } else if (this.#target !== undefined) {
+      const record = this.#target.record;
+      const name = this.#targetName;
+      // A repeated key replaces its value: what it held is no longer held.
+      if (Object.hasOwn(record, name)) this.#keptBytes -= VALUE_BYTES + keptBytes(record[name]);
+      record[name] = value;
+      this.#keptBytes += VALUE_BYTES + keptBytes(value);
+    }
     this.#target = undefined;
     this.#targetIsRoot = false;
     this.#targetChild = undefined;
@@ -480,10 +522,59 @@ export class SelectingJsonParser {
     return at + 1;
   }
 
-  #startKey(at: number): number {
+  #startKey(chunk: Buffer, at: number): number {
     const tracked = this.#depth === this.#frames.length;
     this.#startString(tracked ? KEY_CAPTURE : SKIP, true);
-    return at + 1;
+    if (!tracked) return at + 1;
+    const end = this.#wholeKeyEnd(chunk, at + 1);
+    if (end < 0) {
+      this.#stringHasEscape = false;
+      return at + 1;
+    }
+    this.#state = COLON;
+    this.#resolveKeyIn(chunk, at + 1, end);
+    return end + 1;
+  }
+
+  /** A kept string value starts at `at`: read in place when it ends in this chunk unescaped. */
+  #startValueString(chunk: Buffer, at: number): number {
+    this.#startString(this.#targetChild === undefined ? SKIP : VALUE_CAPTURE, false);
+    if (this.#mode === SKIP) return at + 1;
+    const end = this.#wholeStringEnd(chunk, at + 1);
+    if (end < 0) {
+      this.#append(QUOTE);
+      return at + 1;
+    }
+    this.#state = AFTER_VALUE;
+    // Raw length with both quotes, as the capture would count it.
+    const long = end - at + 1 > this.#captureLimit;
+    this.#assign(long ? LONG_STRING : chunk.toString('utf8', at + 1, end));
+    return end + 1;
+  }
+
+  /**
+   * Where the key whose content starts at `from` ends (its closing quote), when that is in this
+   * chunk and its escapes are all valid; else -1 (the key is then read as it comes).
+   */
+  #wholeKeyEnd(chunk: Buffer, from: number): number {
+    const length = chunk.length;
+    let at = this.#plainRunEnd(chunk, from);
+    while (at < length && chunk[at] === BACKSLASH) {
+      const escape = escapeLength(chunk, at);
+      if (escape === 0) return -1;
+      this.#stringHasEscape = true;
+      at = this.#plainRunEnd(chunk, at + escape);
+    }
+    return at < length && chunk[at] === QUOTE ? at : -1;
+  }
+
+  /**
+   * Where the string whose content starts at `from` ends (its closing quote), when that is in
+   * this chunk and no escape comes before it; else -1 (the string is then read as it comes).
+   */
+  #wholeStringEnd(chunk: Buffer, from: number): number {
+    const end = this.#plainRunEnd(chunk, from);
+    return end < chunk.length && chunk[end] === QUOTE ? end : -1;
   }
 
   /** Raw bytes the string value being started may have (its field's limit, else the default). */
@@ -496,7 +587,7 @@ export class SelectingJsonParser {
   #startString(mode: number, isKey: boolean): void {
     this.#state = STRING;
     this.#stringIsKey = isKey;
-    this.#keyHasEscape = false;
+    this.#stringHasEscape = false;
     const frame = this.#frames[this.#frames.length - 1];
     const limit =
       mode === KEY_CAPTURE ? (frame?.selection.maxRawKey ?? 0) : this.#stringLimit() + 2;
@@ -525,10 +616,13 @@ export class SelectingJsonParser {
     const count = Math.min(to - from, room);
     if (count < to - from) this.#captureOverflow = true;
     if (count <= 0) return;
-    this.#ensureCapacity(this.#captureLength + count).set(
-      chunk.subarray(from, from + count),
-      this.#captureLength,
-    );
+    const target = this.#ensureCapacity(this.#captureLength + count);
+    if (count < SHORT_COPY) {
+      let to = this.#captureLength;
+      for (let at = from; at < from + count; at += 1) target[to++] = chunk[at] ?? 0;
+    } else {
+      target.set(chunk.subarray(from, from + count), this.#captureLength);
+    }
     this.#captureLength += count;
   }
 
@@ -558,7 +652,7 @@ export class SelectingJsonParser {
     }
     if (byte !== BACKSLASH) return this.#fail();
     if (this.#mode !== SKIP) this.#append(byte);
-    this.#keyHasEscape = true;
+    this.#stringHasEscape = true;
     this.#state = ESCAPE;
     return at + 1;
   }
@@ -568,10 +662,11 @@ export class SelectingJsonParser {
     const length = chunk.length;
     const stop = Math.min(length, index + SHORT_RUN);
     for (let at = index; at < stop; at += 1) {
-      const byte = chunk[at] ?? -1;
-      if (byte === QUOTE || byte === BACKSLASH || byte < 0x20) return at;
+      if (STOPS_STRING[chunk[at] ?? 0] === 1) return at;
     }
-    return stop < length ? this.#specials.first(chunk, stop) : stop;
+    if (stop === length) return stop;
+    this.#specials ??= new SpecialPositions();
+    return this.#specials.first(chunk, stop);
   }
 
   #escape(chunk: Uint8Array, index: number): number {
@@ -609,8 +704,12 @@ export class SelectingJsonParser {
       this.#assign(LONG_STRING);
       return;
     }
-    // The bytes were checked above; JSON.parse only decodes escapes and UTF-8 here.
-    this.#assign(JSON.parse(this.#captured()));
+    // The bytes were checked above; JSON.parse only decodes escapes (and UTF-8) here.
+    if (!this.#stringHasEscape) {
+      this.#assign((this.#capture ?? BOM).toString('utf8', 1, this.#captureLength - 1));
+    } else {
+      this.#assign(JSON.parse(this.#captured()));
+    }
   }
 
   #captured(): string {
@@ -624,12 +723,29 @@ export class SelectingJsonParser {
     if (this.#captureOverflow) return;
     const captured = this.#capture;
     if (captured === undefined) return;
-    const length = this.#keyHasEscape ? this.#unescapeKey(captured) : this.#captureLength;
-    const name = this.#fieldNamed(
-      frame.selection,
-      this.#keyHasEscape ? this.#scratch : captured,
-      length,
-    );
+    // A view of this key only: the buffer may hold bytes of a longer earlier capture after it.
+    const length = this.#stringHasEscape
+      ? this.#unescapeKey(captured.subarray(0, this.#captureLength))
+      : this.#captureLength;
+    const bytes = this.#stringHasEscape ? this.#scratch : captured;
+    this.#selectField(frame, fieldNamed(frame.selection, bytes, 0, length));
+  }
+
+  /** The key between `from` and `to` of one chunk (its escapes checked), read in place. */
+  #resolveKeyIn(chunk: Buffer, from: number, to: number): void {
+    const frame = this.#frames[this.#frames.length - 1];
+    if (frame === undefined) return;
+    frame.field = undefined;
+    if (to - from > this.#captureLimit) return;
+    if (!this.#stringHasEscape) {
+      this.#selectField(frame, fieldNamed(frame.selection, chunk, from, to - from));
+      return;
+    }
+    const length = this.#unescapeKey(chunk.subarray(from, to));
+    this.#selectField(frame, fieldNamed(frame.selection, this.#scratch, 0, length));
+  }
+
+  #selectField(frame: Frame, name: string | undefined): void {
     if (name === undefined) return;
     const field = frame.selection.fields.get(name);
     if (field === undefined) return;
@@ -643,10 +759,8 @@ export class SelectingJsonParser {
    * Returns the decoded length (never more than the raw one), or -1 for a lone surrogate,
    * which no field name holds.
    */
-  #unescapeKey(capture: Buffer): number {
-    const length = this.#captureLength;
-    // A view of this key only: the buffer may hold bytes of a longer earlier capture after it.
-    const captured = capture.subarray(0, length);
+  #unescapeKey(captured: Uint8Array): number {
+    const length = captured.length;
     if (this.#scratch.length < length) this.#scratch = Buffer.alloc(length);
     const scratch = this.#scratch;
     let out = 0;
@@ -667,16 +781,6 @@ export class SelectingJsonParser {
       }
     }
     return out;
-  }
-
-  /** The field name `length` bytes of `bytes` spell, compared as bytes (no string built). */
-  #fieldNamed(selection: CompiledSelection, bytes: Buffer, length: number): string | undefined {
-    const candidates = selection.byLength.get(length);
-    if (candidates === undefined) return undefined;
-    for (const [spelled, name] of candidates) {
-      if (bytes.compare(spelled, 0, spelled.length, 0, length) === 0) return name;
-    }
-    return undefined;
   }
 
   #numberByte(chunk: Uint8Array, index: number): number {

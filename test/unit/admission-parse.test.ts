@@ -185,6 +185,19 @@ t.test('escaped keys are decoded by hand, exactly as JSON.parse would', async (t
     'a shorter escaped key after a longer one is read alone',
   );
   t.same(keep('{"a\\nb":1,"a\\u0000b":2,"\\u00e9\\u00e9":3}'), {}, 'near misses do not match');
+  // Keys and kept strings wholly in one chunk are read in place; cut ones are read as they come.
+  const text = Buffer.from('{"a\\/b":"\\u00e9x","\\u00e9":"plain","\\ud83d\\ude00":"\\n","ab":3}');
+  const whole = keep(text.toString());
+  const differ: number[] = [];
+  for (let cut = 1; cut < text.length; cut += 1) {
+    const parser = new SelectingJsonParser(selection, LIMITS);
+    parser.write(text.subarray(0, cut));
+    parser.write(text.subarray(cut));
+    const outcome = parser.end();
+    if (JSON.stringify(outcome.ok && outcome.value) !== JSON.stringify(whole)) differ.push(cut);
+  }
+  t.same(whole, { 'a/b': 'éx', é: 'plain', '😀': '\n', ab: 3 }, 'read whole, in place');
+  t.same(differ, [], 'and the same when cut at any byte');
 });
 
 t.test('depth and value-count bounds', async (t) => {
@@ -304,4 +317,14 @@ t.test('heldBytes counts the kept values, not only the buffers', async (t) => {
   const deep = new SelectingJsonParser(COMPILED, LIMITS);
   deep.write(Buffer.from(`{"z":${'['.repeat(5_000)}`));
   t.ok(deep.heldBytes >= 5_000, `5 000 open arrays: ${deep.heldBytes} bytes (the nesting stack)`);
+  const once = new SelectingJsonParser(COMPILED, LIMITS);
+  once.write(Buffer.from('{"a":"x","b":{"c":"y","d":{"e":1}}'));
+  const repeated = new SelectingJsonParser(COMPILED, LIMITS);
+  const again = '"a":"x","b":{"c":"y","d":{"e":1}},';
+  repeated.write(Buffer.from(`{${again.repeat(10_000)}"a":"x","b":{"c":"y","d":{"e":1}}`));
+  t.equal(
+    repeated.heldBytes,
+    once.heldBytes,
+    'a key repeated 10 000 times holds what it holds once (the replaced values are released)',
+  );
 });
