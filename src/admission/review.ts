@@ -188,6 +188,21 @@ function overLongField(
   return undefined;
 }
 
+/** True when the review's request is about something other than a Secret. */
+function concernsOtherResource(body: Record<string, unknown>): boolean {
+  return isRecord(body.request) && !isSecretRequest(body.request as unknown as AdmissionRequest);
+}
+
+/** Removes every over-long kept string (LONG_STRING), so no later code meets the marker. */
+function dropLongStrings(value: Record<string, unknown>, selection: Selection): void {
+  for (const name in selection) {
+    const child = selection[name];
+    const kept = value[name];
+    if (kept === LONG_STRING) Reflect.deleteProperty(value, name);
+    else if (typeof child === 'object' && isRecord(kept)) dropLongStrings(kept, child);
+  }
+}
+
 const BODY_MESSAGES: Record<SelectProblem, string> = {
   empty: 'The request body is empty: send an AdmissionReview.',
   invalid: 'The request body is not valid JSON: send an AdmissionReview as JSON.',
@@ -279,9 +294,14 @@ function checkReview(body: unknown): ParseResult {
   if (!isRecord(body)) return fail('The body must be a JSON object: send an AdmissionReview.');
   const long = overLongField(body, REVIEW_FIELDS, '');
   if (long !== undefined) {
-    return fail(
-      `The AdmissionReview's ${long.path} is longer than ${long.bytes} bytes, more than Kubernetes allows: check what is calling the webhook.`,
-    );
+    // Names of other resources (RBAC's, for one) may be longer; the webhook allows those
+    // untouched, so only the uid (echoed in every answer) and a Secret's fields must fit.
+    if (long.path === 'request.uid' || !concernsOtherResource(body)) {
+      return fail(
+        `The AdmissionReview's ${long.path} is longer than ${long.bytes} bytes, more than Kubernetes allows: check what is calling the webhook.`,
+      );
+    }
+    dropLongStrings(body, REVIEW_FIELDS);
   }
   const envelope = envelopeProblem(body);
   if (envelope !== undefined) return fail(envelope);
