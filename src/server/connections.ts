@@ -58,6 +58,8 @@ interface ConnectionSource {
 /** Connections held per source address, as limitConnectionsPerSource counts them. */
 export interface SourceTracker {
   held(source: string): number;
+  /** Stops counting `socket` now (before its close arrives), e.g. when closing it. */
+  release(socket: Socket): void;
 }
 
 /**
@@ -71,6 +73,14 @@ export function limitConnectionsPerSource(
   onRefused: (source: string) => void = () => undefined,
 ): SourceTracker {
   const open = new Map<string, number>();
+  const counted = new WeakSet<Socket>();
+  const release = (socket: Socket): void => {
+    if (!counted.delete(socket)) return;
+    const source = socket.remoteAddress ?? 'unknown';
+    const left = (open.get(source) ?? 1) - 1;
+    if (left > 0) open.set(source, left);
+    else open.delete(source);
+  };
   server.on('connection', (socket) => {
     const source = socket.remoteAddress ?? 'unknown';
     const count = (open.get(source) ?? 0) + 1;
@@ -80,13 +90,12 @@ export function limitConnectionsPerSource(
       return;
     }
     open.set(source, count);
+    counted.add(socket);
     socket.once('close', () => {
-      const left = (open.get(source) ?? 1) - 1;
-      if (left > 0) open.set(source, left);
-      else open.delete(source);
+      release(socket);
     });
   });
-  return { held: (source) => open.get(source) ?? 0 };
+  return { held: (source) => open.get(source) ?? 0, release };
 }
 
 export interface FirstRequestDeadlines {
@@ -105,8 +114,8 @@ interface SecureConnectionSource {
 /**
  * After the TLS handshake a connection must start a request, or it is closed: Node's headers
  * timeout only starts with the first byte, so such connections were held forever. At
- * `impatientMs` the connection is closed if its source holds more than the patient share;
- * otherwise it may wait until `patientMs`. The API server's own pool must never meet the short
+ * `impatientMs` the connection is closed if its source holds more than the patient share (so
+ * a holder is trimmed to the share); otherwise it may wait until `patientMs`. The API server's own pool must never meet the short
  * deadline: Go dials for a request, but if another connection frees first the new one idles in
  * the pool (up to 90 s), and a POST written to a connection the server just closed is not
  * retried (docs/hardening.md). Once a request is in, Node's request and keep-alive timeouts
@@ -128,6 +137,8 @@ export function closeUnusedAfterHandshake(
   const patient = (socket: TLSSocket): void => {
     const source = socket.remoteAddress ?? 'unknown';
     if (sources.held(source) > deadlines.patientShare) {
+      // Released at once, so timers firing together trim the source to its share, no further.
+      sources.release(socket);
       socket.destroy();
       return;
     }
