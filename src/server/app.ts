@@ -24,6 +24,7 @@ import { ADMISSION_BODY_LIMIT, AdmissionBodyError, HeldBytes, readAdmissionBody 
 import {
   closeUnusedAfterHandshake,
   limitConnectionsPerSource,
+  limitRequestTime,
   MAX_CONNECTIONS_PER_SOURCE,
   PATIENT_SHARE,
   throttled,
@@ -38,13 +39,10 @@ export { ADMISSION_BODY_LIMIT, ADMISSION_HELD_BYTES_BUDGET } from './body.js';
  * incomplete by then only holds a connection (bodies are streamed, never buffered).
  */
 export const ADMISSION_REQUEST_TIMEOUT_MS = 30_000;
-/** How often Node looks for requests past that timeout (its default is 30 s). */
+/** How often Node looks for headers past their timeout (its default is 30 s). */
 const REQUEST_TIMEOUT_CHECK_MS = 5_000;
 
-/**
- * The TLS handshake must finish within this long, and a request's headers arrive within this
- * long of its first byte.
- */
+/** The TLS handshake must finish within this long. */
 export const ADMISSION_IDLE_TIMEOUT_MS = 10_000;
 
 /**
@@ -62,6 +60,12 @@ export const ADMISSION_FIRST_REQUEST_TIMEOUT_MS = 5_000;
  * shorter server timeout fails a webhook call now and then (docs/hardening.md).
  */
 export const ADMISSION_KEEP_ALIVE_TIMEOUT_MS = 95_000;
+
+/**
+ * Node's headers timeout: past the patient first-request deadline (which closes unused
+ * connections first), and for a kept-alive connection no longer than it may idle anyway.
+ */
+export const ADMISSION_HEADERS_TIMEOUT_MS = ADMISSION_KEEP_ALIVE_TIMEOUT_MS + 5_000;
 
 export interface AdmissionRoutesOptions {
   readonly source: KeySnapshotSource;
@@ -334,6 +338,7 @@ function limitConnections(server: HttpsServer, options: AdmissionAppOptions): vo
       patientShare: PATIENT_SHARE,
     },
   );
+  limitRequestTime(server, ADMISSION_REQUEST_TIMEOUT_MS);
 }
 
 /** The HTTPS admission app; tests drive it with inject() or over real TLS. */
@@ -343,12 +348,14 @@ export function buildAdmissionApp(options: AdmissionAppOptions) {
     // then assigns its own value: set both, or a stalled request is never cut off.
     https: {
       ...options.https,
-      requestTimeout: ADMISSION_REQUEST_TIMEOUT_MS,
-      headersTimeout: ADMISSION_IDLE_TIMEOUT_MS,
+      // Node runs its headers timeout from a connection's start until its first request's
+      // headers are in: it must outlast the patient first-request deadline, or it closes the
+      // API server's unused pool connections at 10 s. The whole request's 30 s deadline is
+      // limitRequestTime's (from the headers), as Node's requestTimeout also runs from the start.
+      headersTimeout: ADMISSION_HEADERS_TIMEOUT_MS,
       connectionsCheckingInterval: REQUEST_TIMEOUT_CHECK_MS,
       handshakeTimeout: ADMISSION_IDLE_TIMEOUT_MS,
     },
-    requestTimeout: ADMISSION_REQUEST_TIMEOUT_MS,
     keepAliveTimeout: ADMISSION_KEEP_ALIVE_TIMEOUT_MS,
     loggerInstance: options.logger,
     // Fastify's own request/response lines are off: the handler logs one line per admission.

@@ -165,6 +165,49 @@ export function closeUnusedAfterHandshake(
   });
 }
 
+interface RequestSource {
+  on(
+    event: 'request',
+    listener: (
+      request: IncomingMessage,
+      response: {
+        readonly headersSent: boolean;
+        once(event: 'close', listener: () => void): unknown;
+      },
+    ) => void,
+  ): unknown;
+}
+
+const REQUEST_TIMEOUT_BODY =
+  '{"error":"Request Timeout","message":"Client Timeout","statusCode":408}';
+
+/**
+ * Each request must be answered within `ms` of its headers, or it gets a 408 and its
+ * connection is closed. Node's own requestTimeout cannot do this here: it runs from the
+ * connection's start for a first request, so it would also close the unused connections
+ * closeUnusedAfterHandshake lets wait (and Node wants headersTimeout ≤ requestTimeout).
+ */
+export function limitRequestTime(
+  server: RequestSource,
+  ms: number,
+  clock: Clock = systemClock,
+): void {
+  server.on('request', (request, response) => {
+    const timer = clock.setTimeout(() => {
+      const socket = request.socket;
+      if (!response.headersSent && socket.writable) {
+        socket.write(
+          `HTTP/1.1 408 Request Timeout\r\nContent-Length: ${String(REQUEST_TIMEOUT_BODY.length)}\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n${REQUEST_TIMEOUT_BODY}`,
+        );
+      }
+      socket.destroySoon();
+    }, ms);
+    response.once('close', () => {
+      clock.clearTimeout(timer);
+    });
+  });
+}
+
 /**
  * What a throttled reporter tells: events since the last report, the latest, and counts per
  * distinct event (the first `MAX_DISTINCT` of them; `count` is always exact).
