@@ -58,8 +58,6 @@ interface ConnectionSource {
 /** Connections held per source address, as limitConnectionsPerSource counts them. */
 export interface SourceTracker {
   held(source: string): number;
-  /** Stops counting `socket` now (before its close arrives), e.g. when closing it. */
-  release(socket: Socket): void;
 }
 
 /**
@@ -73,14 +71,6 @@ export function limitConnectionsPerSource(
   onRefused: (source: string) => void = () => undefined,
 ): SourceTracker {
   const open = new Map<string, number>();
-  const counted = new WeakSet<Socket>();
-  const release = (socket: Socket): void => {
-    if (!counted.delete(socket)) return;
-    const source = socket.remoteAddress ?? 'unknown';
-    const left = (open.get(source) ?? 1) - 1;
-    if (left > 0) open.set(source, left);
-    else open.delete(source);
-  };
   server.on('connection', (socket) => {
     const source = socket.remoteAddress ?? 'unknown';
     const count = (open.get(source) ?? 0) + 1;
@@ -90,12 +80,13 @@ export function limitConnectionsPerSource(
       return;
     }
     open.set(source, count);
-    counted.add(socket);
     socket.once('close', () => {
-      release(socket);
+      const left = (open.get(source) ?? 1) - 1;
+      if (left > 0) open.set(source, left);
+      else open.delete(source);
     });
   });
-  return { held: (source) => open.get(source) ?? 0, release };
+  return { held: (source) => open.get(source) ?? 0 };
 }
 
 export interface FirstRequestDeadlines {
@@ -134,11 +125,19 @@ export function closeUnusedAfterHandshake(
     clock.clearTimeout(timer);
     timers.delete(socket);
   };
+  // Closed here but not yet gone from `sources`: timers firing together trim a source to
+  // its share, no further.
+  const closing = new Map<string, number>();
   const patient = (socket: TLSSocket): void => {
     const source = socket.remoteAddress ?? 'unknown';
-    if (sources.held(source) > deadlines.patientShare) {
-      // Released at once, so timers firing together trim the source to its share, no further.
-      sources.release(socket);
+    const pending = closing.get(source) ?? 0;
+    if (sources.held(source) - pending > deadlines.patientShare) {
+      closing.set(source, pending + 1);
+      socket.once('close', () => {
+        const left = (closing.get(source) ?? 1) - 1;
+        if (left > 0) closing.set(source, left);
+        else closing.delete(source);
+      });
       socket.destroy();
       return;
     }
