@@ -9,6 +9,7 @@ import {
   DESCRIPTOR_HEADROOM,
   closeUnusedAfterHandshake,
   limitConnectionsPerSource,
+  limitRequestTime,
   readOpenFilesLimit,
   throttled,
   type ThrottledReport,
@@ -184,3 +185,31 @@ t.test(
     t.same(reports[2], [1, 'd', { d: 1 }], 'after a quiet interval an event is reported at once');
   },
 );
+
+t.test('a request not answered in time gets a 408 and its connection is closed', async (t) => {
+  const clock = new FakeClock(0);
+  const server = new EventEmitter();
+  limitRequestTime(server, 30_000, clock);
+  const written: string[] = [];
+  const socket = Object.assign(fakeSocket('10.0.0.1'), {
+    writable: true,
+    write(text: string) {
+      written.push(text);
+      return true;
+    },
+    destroySoon() {
+      socket.destroy();
+    },
+  });
+  const slow = Object.assign(new EventEmitter(), { headersSent: false });
+  server.emit('request', { socket }, slow);
+  await clock.advance(29_999);
+  t.notOk(socket.destroyed, 'open just before 30 s');
+  await clock.advance(1);
+  t.ok(socket.destroyed, 'closed at 30 s');
+  t.match(written.join(''), /^HTTP\/1\.1 408 Request Timeout\r\n/, 'after a 408');
+  const answered = Object.assign(new EventEmitter(), { headersSent: true });
+  server.emit('request', { socket: fakeSocket('10.0.0.2') }, answered);
+  answered.emit('close');
+  t.equal(clock.pending, 0, 'an answered request leaves no timer');
+});
