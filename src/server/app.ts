@@ -47,7 +47,7 @@ export const ADMISSION_IDLE_TIMEOUT_MS = 10_000;
 
 /**
  * After the TLS handshake, a connection from a source holding more than PATIENT_SHARE
- * connections must start its first request within this long; others may wait as long as a
+ * connections must have sent its first request's headers within this long; others may wait as long as a
  * kept-alive connection may idle (ADMISSION_KEEP_ALIVE_TIMEOUT_MS). The API server may keep a
  * dialed connection unused in its pool, so the short deadline is only for hostile holders.
  */
