@@ -91,6 +91,8 @@ const DESCRIPTIONS: Record<SettingName, string> = {
   logLevel: 'fatal, error, warn, info, debug, trace or silent',
   rotationSettle:
     'after a rotation, how long the API server may still encrypt under the previous version (plugin refresh 30s + Status poll ~60s + 3m seed fallback, rounded up); Secrets last written before rotation time + this are rewritten, and a run waits until then before its first patch',
+  maxConnectionsPerSource:
+    'admission connections one source address may hold at once (0 = no per-source cap); more are closed as they arrive',
 };
 
 const PLACEHOLDERS: Record<SettingName, string> = {
@@ -109,4 +111,5 @@ const PLACEHOLDERS: Record<SettingName, string> = {
   mode: 'enforce|warn',
   logLevel: 'level',
   rotationSettle: 'duration',
+  maxConnectionsPerSource: 'count',
 };

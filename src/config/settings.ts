@@ -31,6 +31,11 @@ export const SETTINGS = {
   mode: { flag: '--mode', env: 'GUARD_MODE', default: 'enforce' },
   logLevel: { flag: '--log-level', env: 'LOG_LEVEL', default: 'info' },
   rotationSettle: { flag: '--rotation-settle', env: 'ROTATION_SETTLE', default: '5m' },
+  maxConnectionsPerSource: {
+    flag: '--max-connections-per-source',
+    env: 'MAX_CONNECTIONS_PER_SOURCE',
+    default: '256',
+  },
 } as const satisfies Record<string, SettingSpec>;
 
 export type SettingName = keyof typeof SETTINGS;
@@ -65,6 +70,8 @@ export interface ServeSettings {
   readonly onUnknown: OnUnknown;
   readonly mode: GuardMode;
   readonly logLevel: LogLevel;
+  /** Admission connections one source address may hold at once; 0: no per-source cap. */
+  readonly maxConnectionsPerSource?: number;
 }
 
 function label(name: SettingName): string {
@@ -205,6 +212,20 @@ export function parseGuardMode(raw: RawSettings): GuardMode {
   return oneOf(raw, 'mode', ['enforce', 'warn'] as const);
 }
 
+/** Highest accepted --max-connections-per-source (the listener's own cap is at most 1024). */
+const MAX_CONNECTIONS_PER_SOURCE_LIMIT = 1_000_000;
+
+function maxConnectionsPerSource(raw: RawSettings): number {
+  const text = value(raw, 'maxConnectionsPerSource') ?? '';
+  const parsed = Number(text);
+  if (!/^\d+$/.test(text) || parsed > MAX_CONNECTIONS_PER_SOURCE_LIMIT) {
+    throw new ConfigError(
+      `${label('maxConnectionsPerSource')} must be a whole number of connections, 0 for no per-source cap (got "${text}"): fix the value and start again (default 256).`,
+    );
+  }
+  return parsed;
+}
+
 export function parseServeSettings(raw: RawSettings): ServeSettings {
   const tlsCertFile = required(
     raw,
@@ -230,6 +251,7 @@ export function parseServeSettings(raw: RawSettings): ServeSettings {
     onUnknown: parseOnUnknown(raw),
     mode: parseGuardMode(raw),
     logLevel: parseLogLevel(raw),
+    maxConnectionsPerSource: maxConnectionsPerSource(raw),
   };
 }
 

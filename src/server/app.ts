@@ -1,6 +1,4 @@
-import type { IncomingMessage } from 'node:http';
-import type { ServerOptions as HttpsServerOptions } from 'node:https';
-import type { TLSSocket } from 'node:tls';
+import type { Server as HttpsServer, ServerOptions as HttpsServerOptions } from 'node:https';
 import Fastify, {
   LogController,
   type FastifyError,
@@ -23,7 +21,16 @@ import type { ServerMetrics, Webhook } from './metrics.js';
 import { createChunkReclaimer } from './reclaim.js';
 import { SCHEMALESS } from './schemaless.js';
 import { ADMISSION_BODY_LIMIT, AdmissionBodyError, HeldBytes, readAdmissionBody } from './body.js';
-import { limitConnectionsPerSource, MAX_CONNECTIONS_PER_SOURCE, throttled } from './connections.js';
+import {
+  closeUnusedAfterHandshake,
+  limitConnectionsPerSource,
+  limitRequestTime,
+  MAX_CONNECTIONS_PER_SOURCE,
+  PATIENT_SHARE,
+  throttled,
+  type FirstRequestDeadlines,
+  type ThrottledReport,
+} from './connections.js';
 
 export { ADMISSION_BODY_LIMIT, ADMISSION_HELD_BYTES_BUDGET } from './body.js';
 
@@ -32,19 +39,17 @@ export { ADMISSION_BODY_LIMIT, ADMISSION_HELD_BYTES_BUDGET } from './body.js';
  * incomplete by then only holds a connection (bodies are streamed, never buffered).
  */
 export const ADMISSION_REQUEST_TIMEOUT_MS = 30_000;
-/** How often Node looks for requests past that timeout (its default is 30 s). */
+/** How often Node looks for headers past their timeout (its default is 30 s). */
 const REQUEST_TIMEOUT_CHECK_MS = 5_000;
 
-/**
- * The TLS handshake must finish within this long, and a request's headers arrive within this
- * long of its first byte.
- */
+/** The TLS handshake must finish within this long. */
 export const ADMISSION_IDLE_TIMEOUT_MS = 10_000;
 
 /**
- * After the TLS handshake, the first request must start (a byte arrive) within this long: the
- * API server dials only when it has a request to send and writes it at once, so only idle or
- * stalling clients meet it (they held a slot forever before, then 10 s).
+ * After the TLS handshake, a connection from a source holding more than PATIENT_SHARE
+ * connections must have sent its first request's headers within this long; others may wait as long as a
+ * kept-alive connection may idle (ADMISSION_KEEP_ALIVE_TIMEOUT_MS). The API server may keep a
+ * dialed connection unused in its pool, so the short deadline is only for hostile holders.
  */
 export const ADMISSION_FIRST_REQUEST_TIMEOUT_MS = 5_000;
 
@@ -55,6 +60,12 @@ export const ADMISSION_FIRST_REQUEST_TIMEOUT_MS = 5_000;
  * shorter server timeout fails a webhook call now and then (docs/hardening.md).
  */
 export const ADMISSION_KEEP_ALIVE_TIMEOUT_MS = 95_000;
+
+/**
+ * Node's headers timeout: past the patient first-request deadline (which closes unused
+ * connections first), and for a kept-alive connection no longer than it may idle anyway.
+ */
+export const ADMISSION_HEADERS_TIMEOUT_MS = ADMISSION_KEEP_ALIVE_TIMEOUT_MS + 5_000;
 
 export interface AdmissionRoutesOptions {
   readonly source: KeySnapshotSource;
@@ -277,36 +288,58 @@ export const admissionRoutes: FastifyPluginCallback<AdmissionRoutesOptions> = (
   done();
 };
 
-/**
- * A connection that finishes its TLS handshake must start a request (send a byte) within
- * ADMISSION_FIRST_REQUEST_TIMEOUT_MS, or it is closed: Node's headers timeout only starts with the
- * first byte, so such connections were held forever. Once a request is in, the request
- * timeout applies, and between kept-alive requests Node's keepAliveTimeout.
- */
-function closeIdleAfterHandshake(server: {
-  on(event: 'secureConnection', listener: (socket: TLSSocket) => void): unknown;
-  on(event: 'request', listener: (request: IncomingMessage) => void): unknown;
-}): void {
-  server.on('secureConnection', (socket) => {
-    // Node destroys a socket whose timeout fires with no request or listener to tell.
-    socket.setTimeout(ADMISSION_FIRST_REQUEST_TIMEOUT_MS);
-  });
-  server.on('request', (request) => {
-    request.socket.setTimeout(0);
-  });
-}
-
 export interface AdmissionAppOptions extends AdmissionRoutesOptions {
   readonly logger: Logger;
   readonly https: HttpsServerOptions;
   /** Concurrent connections the listener accepts; more are closed at once (serve.ts sizes it). */
   readonly maxConnections?: number;
-  /** Concurrent connections from one source address (default MAX_CONNECTIONS_PER_SOURCE). */
+  /** Concurrent connections from one source address (default MAX_CONNECTIONS_PER_SOURCE; 0: no cap). */
   readonly maxConnectionsPerSource?: number;
+  /** Deadlines for the first request after the handshake (tests shorten them). */
+  readonly firstRequestDeadlines?: FirstRequestDeadlines;
 }
 
 /** Refusals are logged at most this often (a flood must not flood the log too). */
 const REFUSAL_LOG_INTERVAL_MS = 10_000;
+
+/**
+ * The listener's cap, the per-source cap (refusals counted and logged, throttled) and the
+ * first-request deadlines after the TLS handshake.
+ */
+function limitConnections(server: HttpsServer, options: AdmissionAppOptions): void {
+  const { logger, metrics } = options;
+  if (options.maxConnections !== undefined) {
+    server.maxConnections = options.maxConnections;
+    // Node emits 'drop' for each connection it closes at maxConnections.
+    server.on('drop', () => metrics?.observeRefusedConnection('listener_full'));
+  }
+  const perSource = options.maxConnectionsPerSource ?? MAX_CONNECTIONS_PER_SOURCE;
+  const logRefusals = throttled(({ count, latest, byEvent }: ThrottledReport<string>) => {
+    logger.warn(
+      {
+        refused: count,
+        latest,
+        bySource: Object.fromEntries(byEvent),
+        maxConnectionsPerSource: perSource,
+      },
+      `${String(count)} connections refused since the last line (latest from ${latest}): a source address held the most connections it may`,
+    );
+  }, REFUSAL_LOG_INTERVAL_MS);
+  const sources = limitConnectionsPerSource(server, perSource, (source) => {
+    metrics?.observeRefusedConnection('per_source');
+    logRefusals(source);
+  });
+  closeUnusedAfterHandshake(
+    server,
+    sources,
+    options.firstRequestDeadlines ?? {
+      impatientMs: ADMISSION_FIRST_REQUEST_TIMEOUT_MS,
+      patientMs: ADMISSION_KEEP_ALIVE_TIMEOUT_MS,
+      patientShare: PATIENT_SHARE,
+    },
+  );
+  limitRequestTime(server, ADMISSION_REQUEST_TIMEOUT_MS);
+}
 
 /** The HTTPS admission app; tests drive it with inject() or over real TLS. */
 export function buildAdmissionApp(options: AdmissionAppOptions) {
@@ -315,12 +348,14 @@ export function buildAdmissionApp(options: AdmissionAppOptions) {
     // then assigns its own value: set both, or a stalled request is never cut off.
     https: {
       ...options.https,
-      requestTimeout: ADMISSION_REQUEST_TIMEOUT_MS,
-      headersTimeout: ADMISSION_IDLE_TIMEOUT_MS,
+      // Node runs its headers timeout from a connection's start until its first request's
+      // headers are in: it must outlast the patient first-request deadline, or it closes the
+      // API server's unused pool connections at 10 s. The whole request's 30 s deadline is
+      // limitRequestTime's (from the headers), as Node's requestTimeout also runs from the start.
+      headersTimeout: ADMISSION_HEADERS_TIMEOUT_MS,
       connectionsCheckingInterval: REQUEST_TIMEOUT_CHECK_MS,
       handshakeTimeout: ADMISSION_IDLE_TIMEOUT_MS,
     },
-    requestTimeout: ADMISSION_REQUEST_TIMEOUT_MS,
     keepAliveTimeout: ADMISSION_KEEP_ALIVE_TIMEOUT_MS,
     loggerInstance: options.logger,
     // Fastify's own request/response lines are off: the handler logs one line per admission.
@@ -338,19 +373,7 @@ export function buildAdmissionApp(options: AdmissionAppOptions) {
     forceCloseConnections: 'idle',
     schemaController: SCHEMALESS,
   });
-  if (options.maxConnections !== undefined) app.server.maxConnections = options.maxConnections;
-  const perSource = options.maxConnectionsPerSource ?? MAX_CONNECTIONS_PER_SOURCE;
-  limitConnectionsPerSource(
-    app.server,
-    perSource,
-    throttled((count: number, source: string) => {
-      options.logger.warn(
-        { refused: count, source, maxConnectionsPerSource: perSource },
-        'connections refused: one source address holds the most connections it may',
-      );
-    }, REFUSAL_LOG_INTERVAL_MS),
-  );
-  closeIdleAfterHandshake(app.server);
+  limitConnections(app.server, options);
   void app.register(admissionRoutes, options);
   return app;
 }

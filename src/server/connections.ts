@@ -1,5 +1,8 @@
 import { readFileSync } from 'node:fs';
+import type { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
+import type { TLSSocket } from 'node:tls';
+import { systemClock, type Clock } from '../time/clock.js';
 
 /**
  * Concurrent connections the admission listener accepts at most; more are closed as they
@@ -33,32 +36,45 @@ export function readOpenFilesLimit(file = '/proc/self/limits'): number | undefin
 }
 
 /**
- * Connections one source address may hold at once on the admission listener. The API server
- * opens one connection per concurrent admission (HTTP/1.1) and keeps up to 25 idle per
- * replica (client-go), and replicas may reach the webhook through one address (a proxy or
- * SNAT): 256 lets five replicas run 50 admissions at once each, while one pod can no longer
- * take the whole cap.
+ * Connections one source address may hold at once on the admission listener (default of
+ * --max-connections-per-source). The API server opens one connection per concurrent
+ * admission (HTTP/1.1) and keeps up to 25 idle per replica (client-go), and replicas may reach
+ * the webhook through one address (a proxy or SNAT): 256 lets five replicas run 50 admissions
+ * at once each, while one pod can no longer take the whole cap.
  */
 export const MAX_CONNECTIONS_PER_SOURCE = 256;
+
+/**
+ * A source holding at most this many connections is treated as the API server's pool: its
+ * unused connections wait for a first request as long as a kept-alive one may idle. client-go
+ * keeps up to 25 idle per replica, so two replicas behind one address fit.
+ */
+export const PATIENT_SHARE = 64;
 
 interface ConnectionSource {
   on(event: 'connection', listener: (socket: Socket) => void): unknown;
 }
 
+/** Connections held per source address, as limitConnectionsPerSource counts them. */
+export interface SourceTracker {
+  held(source: string): number;
+}
+
 /**
- * Closes each connection that would take its source address over `cap` as it arrives
- * (before the TLS handshake, so a refusal costs next to nothing); `onRefused` hears of each.
+ * Closes each connection that would take its source address over `cap` (0: no cap) as it
+ * arrives (before the TLS handshake, so a refusal costs next to nothing); `onRefused` hears of
+ * each. Returns the per-source counts.
  */
 export function limitConnectionsPerSource(
   server: ConnectionSource,
   cap: number,
   onRefused: (source: string) => void = () => undefined,
-): void {
+): SourceTracker {
   const open = new Map<string, number>();
   server.on('connection', (socket) => {
     const source = socket.remoteAddress ?? 'unknown';
     const count = (open.get(source) ?? 0) + 1;
-    if (count > cap) {
+    if (cap > 0 && count > cap) {
       socket.destroy();
       onRefused(source);
       return;
@@ -70,21 +86,168 @@ export function limitConnectionsPerSource(
       else open.delete(source);
     });
   });
+  return { held: (source) => open.get(source) ?? 0 };
 }
 
-/** Calls `report(count, latest)` at most once per `intervalMs`, with the events since the last. */
+export interface FirstRequestDeadlines {
+  /** A source over the patient share must start its first request within this long. */
+  readonly impatientMs: number;
+  /** Any other source within this long (as long as a kept-alive connection may idle). */
+  readonly patientMs: number;
+  readonly patientShare: number;
+}
+
+interface SecureConnectionSource {
+  on(event: 'secureConnection', listener: (socket: TLSSocket) => void): unknown;
+  on(event: 'request', listener: (request: IncomingMessage) => void): unknown;
+}
+
+/**
+ * After the TLS handshake a connection must start a request, or it is closed: Node's headers
+ * timeout only starts with the first byte, so such connections were held forever. At
+ * `impatientMs` the connection is closed if its source holds more than the patient share (so
+ * a holder is trimmed to the share); otherwise it may wait until `patientMs`. The API server's own pool must never meet the short
+ * deadline: Go dials for a request, but if another connection frees first the new one idles in
+ * the pool (up to 90 s), and a POST written to a connection the server just closed is not
+ * retried (docs/hardening.md). Once a request is in, Node's request and keep-alive timeouts
+ * apply.
+ */
+export function closeUnusedAfterHandshake(
+  server: SecureConnectionSource,
+  sources: SourceTracker,
+  deadlines: FirstRequestDeadlines,
+  clock: Clock = systemClock,
+): void {
+  const timers = new WeakMap<Socket, unknown>();
+  const stop = (socket: Socket): void => {
+    const timer = timers.get(socket);
+    if (timer === undefined) return;
+    clock.clearTimeout(timer);
+    timers.delete(socket);
+  };
+  // Closed here but not yet gone from `sources`: timers firing together trim a source to
+  // its share, no further.
+  const closing = new Map<string, number>();
+  const patient = (socket: TLSSocket): void => {
+    const source = socket.remoteAddress ?? 'unknown';
+    const pending = closing.get(source) ?? 0;
+    if (sources.held(source) - pending > deadlines.patientShare) {
+      closing.set(source, pending + 1);
+      socket.once('close', () => {
+        const left = (closing.get(source) ?? 1) - 1;
+        if (left > 0) closing.set(source, left);
+        else closing.delete(source);
+      });
+      socket.destroy();
+      return;
+    }
+    const wait = Math.max(0, deadlines.patientMs - deadlines.impatientMs);
+    timers.set(
+      socket,
+      clock.setTimeout(() => socket.destroy(), wait),
+    );
+  };
+  server.on('secureConnection', (socket) => {
+    timers.set(
+      socket,
+      clock.setTimeout(() => {
+        timers.delete(socket);
+        patient(socket);
+      }, deadlines.impatientMs),
+    );
+    socket.once('close', () => {
+      stop(socket);
+    });
+  });
+  server.on('request', (request) => {
+    stop(request.socket);
+  });
+}
+
+interface RequestSource {
+  on(
+    event: 'request',
+    listener: (
+      request: IncomingMessage,
+      response: {
+        readonly headersSent: boolean;
+        once(event: 'close', listener: () => void): unknown;
+      },
+    ) => void,
+  ): unknown;
+}
+
+const REQUEST_TIMEOUT_BODY =
+  '{"error":"Request Timeout","message":"Client Timeout","statusCode":408}';
+
+/**
+ * Each request must be answered within `ms` of its headers, or it gets a 408 and its
+ * connection is closed. Node's own requestTimeout cannot do this here: it runs from the
+ * connection's start for a first request, so it would also close the unused connections
+ * closeUnusedAfterHandshake lets wait (and Node wants headersTimeout ≤ requestTimeout).
+ */
+export function limitRequestTime(
+  server: RequestSource,
+  ms: number,
+  clock: Clock = systemClock,
+): void {
+  server.on('request', (request, response) => {
+    const timer = clock.setTimeout(() => {
+      const socket = request.socket;
+      if (!response.headersSent && socket.writable) {
+        socket.write(
+          `HTTP/1.1 408 Request Timeout\r\nContent-Length: ${String(REQUEST_TIMEOUT_BODY.length)}\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n${REQUEST_TIMEOUT_BODY}`,
+        );
+      }
+      socket.destroySoon();
+    }, ms);
+    response.once('close', () => {
+      clock.clearTimeout(timer);
+    });
+  });
+}
+
+/**
+ * What a throttled reporter tells: events since the last report, the latest, and counts per
+ * distinct event (the first `MAX_DISTINCT` of them; `count` is always exact).
+ */
+export interface ThrottledReport<T> {
+  readonly count: number;
+  readonly latest: T;
+  readonly byEvent: ReadonlyMap<T, number>;
+}
+
+const MAX_DISTINCT = 16;
+
+/**
+ * Reports at most once per `intervalMs`: the first event at once, later ones folded into the
+ * next report, and the tail of a burst reported `intervalMs` after the last report.
+ */
 export function throttled<T>(
-  report: (count: number, latest: T) => void,
+  report: (summary: ThrottledReport<T>) => void,
   intervalMs: number,
-  now: () => number = Date.now,
+  clock: Clock = systemClock,
 ): (event: T) => void {
   let last = Number.NEGATIVE_INFINITY;
-  let pending = 0;
+  let pending = new Map<T, number>();
+  let count = 0;
+  let latest: T | undefined;
+  let flushTimer: unknown;
+  const flush = (): void => {
+    flushTimer = undefined;
+    if (count === 0 || latest === undefined) return;
+    last = clock.now();
+    report({ count, latest, byEvent: pending });
+    pending = new Map();
+    count = 0;
+  };
   return (event) => {
-    pending += 1;
-    if (now() - last < intervalMs) return;
-    last = now();
-    report(pending, event);
-    pending = 0;
+    count += 1;
+    latest = event;
+    const seen = pending.get(event);
+    if (seen !== undefined || pending.size < MAX_DISTINCT) pending.set(event, (seen ?? 0) + 1);
+    const since = clock.now() - last;
+    if (since >= intervalMs) flush();
+    else flushTimer ??= clock.setTimeout(flush, intervalMs - since);
   };
 }

@@ -14,12 +14,17 @@ export interface KmsCall {
 /** The route that answered: `admit` is the one-call shape (validate + mutate in one webhook). */
 export type Webhook = 'validate' | 'mutate' | 'admit';
 
+/** Why a connection was refused: its source's cap, or the listener's (maxConnections). */
+export type ConnectionRefusal = 'per_source' | 'listener_full';
+
 export interface ServerMetrics {
   /** Its own registry: several servers (tests) in one process never share metrics. */
   readonly registry: Registry;
   /** Pass to createKeyMonitor({ onKmsCall }). */
   readonly onKmsCall: (call: KmsCall) => void;
   observeAdmission(webhook: Webhook, operation: string, decision: string, seconds: number): void;
+  /** A connection the admission listener closed as it arrived. */
+  observeRefusedConnection(reason: ConnectionRefusal): void;
   /** Key gauges read this source on every scrape (no state is copied). */
   watchKey(source: KeySnapshotSource): void;
 }
@@ -151,6 +156,12 @@ export function createMetrics(): ServerMetrics {
     buckets: KMS_BUCKETS,
     registers: [registry],
   });
+  const refusedConnections = new Counter({
+    name: `${PREFIX}admission_connections_refused_total`,
+    help: 'Connections the admission listener closed as they arrived, by reason (per_source: the source address held --max-connections-per-source; listener_full: the listener held its cap).',
+    labelNames: ['reason'] as const,
+    registers: [registry],
+  });
   registerKeyGauges(registry, current);
 
   return {
@@ -162,6 +173,9 @@ export function createMetrics(): ServerMetrics {
     observeAdmission(webhook, operation, decision, durationSeconds) {
       admissions.inc({ webhook, operation, decision });
       admissionDuration.observe({ webhook }, durationSeconds);
+    },
+    observeRefusedConnection(reason) {
+      refusedConnections.inc({ reason });
     },
     watchKey(source) {
       sources.splice(0, sources.length, source);

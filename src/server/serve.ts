@@ -145,6 +145,9 @@ function buildListeners(parts: ListenerParts): { health: HealthApp; admission: A
     metrics: parts.metrics,
     isShuttingDown: parts.isShuttingDown,
     maxConnections: parts.maxConnections,
+    ...(settings.maxConnectionsPerSource === undefined
+      ? {}
+      : { maxConnectionsPerSource: settings.maxConnectionsPerSource }),
     https: parts.https,
   });
   return { health, admission };
@@ -212,6 +215,7 @@ export async function startServer(options: StartServerOptions): Promise<RunningS
       mode: settings.mode,
       onUnknown: settings.onUnknown,
       maxConnections,
+      maxConnectionsPerSource: settings.maxConnectionsPerSource,
       certificate: describeCertificate(material.cert),
     },
     'kms-secret-guard webhook listening',

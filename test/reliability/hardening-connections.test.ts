@@ -145,17 +145,32 @@ t.test('connection limits of serve', { skip: missingBuild() ?? false }, async (t
   const certs = await makeCertDir();
   t.teardown(() => certs.cleanup());
 
-  await t.test('connections idle after the handshake are closed; busy ones are not', async (t) => {
+  await t.test('unused connections of a source over the patient share are closed', async (t) => {
     const child = await startChild(t, certs);
-    const idle = await Promise.all(
-      Array.from({ length: 5 }, () => handshake(child.admissionUrl, certs.caCert)),
+    // 70 from one address (over the patient share of 64): 6 of them meet the 5 s deadline,
+    // the rest, like the one from another address, count as an API server's pool (95 s).
+    const holder = await Promise.all(
+      Array.from({ length: 70 }, () => handshake(child.admissionUrl, certs.caCert, '127.0.0.3')),
     );
-    const closed = await Promise.all(idle.map((socket) => closedWithin(socket, 30_000)));
-    t.same(
-      closed.map((ms) => ms !== undefined),
-      [true, true, true, true, true],
-      `the 5 idle connections were closed (after ${closed.map((ms) => String(ms)).join(', ')} ms; deadline 5 s)`,
+    const pool = await handshake(child.admissionUrl, certs.caCert, '127.0.0.4');
+    t.teardown(() => {
+      pool.destroy();
+      for (const socket of holder) socket.destroy();
+    });
+    const closed = await Promise.all(holder.map((socket) => closedWithin(socket, 15_000)));
+    const early = closed.filter((ms): ms is number => ms !== undefined);
+    t.equal(
+      early.length,
+      6,
+      `6 of the 70 unused connections were closed (${String(early.length)})`,
     );
+    t.ok(
+      early.every((ms) => ms >= 4_000),
+      `not before the 5 s deadline (${early.join(', ')} ms)`,
+    );
+    t.notOk(pool.destroyed, 'the one unused connection from 127.0.0.4 is still open');
+    const reply = await exchange(pool, validateRequest(bigUpdateReview('pooled', 16)));
+    t.match(reply, /^HTTP\/1\.1 200 /, 'and a request written on it later is answered 200');
     const answer = await httpsCall(`${child.admissionUrl}/validate`, {
       ca: certs.caCert,
       body: bigUpdateReview('busy', 16),
@@ -190,25 +205,48 @@ t.test('connection limits of serve', { skip: missingBuild() ?? false }, async (t
 
   await t.test('one source address holds at most 256 connections; others get in', async (t) => {
     const child = await startChild(t, certs);
+    let live = 0;
+    let mostLive = 0;
     const attempts = await Promise.allSettled(
-      Array.from({ length: 300 }, () => handshake(child.admissionUrl, certs.caCert, '127.0.0.1')),
+      Array.from({ length: 300 }, () =>
+        handshake(child.admissionUrl, certs.caCert, '127.0.0.1').then((socket) => {
+          live += 1;
+          mostLive = Math.max(mostLive, live);
+          socket.once('close', () => {
+            live -= 1;
+          });
+          return socket;
+        }),
+      ),
     );
     const open = made(attempts);
     t.teardown(() => {
       for (const socket of open) socket.destroy();
     });
-    await new Promise((resolve) => setTimeout(resolve, 500));
-    const held = open.filter((socket) => !socket.destroyed && socket.readyState === 'open');
-    t.equal(held.length, 256, `127.0.0.1 holds ${held.length} of its 300 connections (cap 256)`);
+    const rejected = attempts.length - open.length;
+    t.ok(mostLive <= 256, `127.0.0.1 held at most ${String(mostLive)} at once (cap 256)`);
+    t.ok(rejected >= 300 - 256, `${String(rejected)} of its 300 handshakes were refused`);
+    const refusedCount = async (): Promise<number> => {
+      const metrics = (await httpGet(`${child.healthUrl}/metrics`)).body;
+      const line =
+        /kms_secret_guard_admission_connections_refused_total\{reason="per_source"\} (\d+)/.exec(
+          metrics,
+        );
+      return Number(line?.[1] ?? 0);
+    };
+    t.ok(
+      await eventually(async () => (await refusedCount()) >= rejected),
+      `the counter says so (per_source ${String(await refusedCount())}, ${String(rejected)} handshakes refused)`,
+    );
     const other = await handshake(child.admissionUrl, certs.caCert, '127.0.0.2');
     t.teardown(() => other.destroy());
     const reply = await exchange(other, validateRequest(bigUpdateReview('other-source', 16)));
     t.match(reply, /^HTTP\/1\.1 200 /, 'a connection from 127.0.0.2 is answered 200 meanwhile');
     t.ok(
-      await eventually(() => child.output().includes('connections refused: one source address')),
+      await eventually(() => child.output().includes('connections refused since the last line')),
       'the refusals are logged (once per 10 s at most)',
     );
-    t.match(child.output(), /"source":"127\.0\.0\.1"/, 'naming the source address');
+    t.match(child.output(), /"latest":"127\.0\.0\.1"/, 'naming the latest source address');
   });
 
   await t.test('kept-alive connections outlive the first-request deadline', async (t) => {
@@ -228,31 +266,31 @@ t.test('connection limits of serve', { skip: missingBuild() ?? false }, async (t
     const child = await startChild(t, certs);
     // 200 from each of three sources (the per-source cap is 256), every kept string at its
     // bound and 9 990 open arrays, then stalled: ~33 KiB held each, 16 MiB for ~500.
-    const sockets = await Promise.all(
-      Array.from({ length: 600 }, (_, index) =>
-        handshake(child.admissionUrl, certs.caCert, `127.0.0.${1 + (index % 3)}`),
-      ),
-    );
-    const replies = sockets.map((socket) => {
-      const received: Buffer[] = [];
-      socket.on('data', (chunk: Buffer) => received.push(chunk));
-      socket.on('error', () => undefined);
-      return () => Buffer.concat(received).toString('utf8');
-    });
+    // Each request is written as soon as its handshake finishes, so no connection waits
+    // unused for the others.
+    const prefix = keepTheMostPrefix();
+    const request = `POST /validate HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 1000000\r\n\r\n${prefix}`;
+    const sockets: TLSSocket[] = [];
     t.teardown(() => {
       for (const socket of sockets) socket.destroy();
     });
-    const prefix = keepTheMostPrefix();
-    for (const socket of sockets) {
-      socket.write(
-        `POST /validate HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 1000000\r\n\r\n${prefix}`,
-      );
-    }
+    const replies = await Promise.all(
+      Array.from({ length: 600 }, (_, index) =>
+        handshake(child.admissionUrl, certs.caCert, `127.0.0.${1 + (index % 3)}`).then((socket) => {
+          sockets.push(socket);
+          const received: Buffer[] = [];
+          socket.on('data', (chunk: Buffer) => received.push(chunk));
+          socket.on('error', () => undefined);
+          socket.write(request);
+          return () => Buffer.concat(received).toString('utf8');
+        }),
+      ),
+    );
     const refused = (): number => replies.filter((reply) => reply().includes(' 503 ')).length;
-    await eventually(() => refused() > 0, { timeoutMs: 15_000 });
-    await new Promise((resolve) => setTimeout(resolve, 1_000));
+    const enough = await eventually(() => refused() >= 20, { timeoutMs: 20_000 });
     const count = refused();
-    t.ok(count >= 20 && count <= 300, `${count} of 600 answered 503 (≈ 100 expected)`);
+    t.ok(enough, `${String(count)} of 600 answered 503 (≈ 100 expected, at least 20)`);
+    t.ok(count <= 300, 'and not most of them: the budget holds ~500');
     const sample = replies.map((reply) => reply()).find((reply) => reply.includes(' 503 ')) ?? '';
     t.match(sample, /\r\nRetry-After: 1\r\n/i, 'with Retry-After: 1');
     t.match(
@@ -365,7 +403,10 @@ t.test('connection limits of serve', { skip: missingBuild() ?? false }, async (t
 async function listenInProcess(
   t: { teardown(fn: () => unknown): void },
   certs: CertDir,
-  options: Pick<AdmissionAppOptions, 'logger' | 'heldBytesBudget' | 'maxConnectionsPerSource'>,
+  options: Pick<
+    AdmissionAppOptions,
+    'logger' | 'heldBytesBudget' | 'maxConnectionsPerSource' | 'firstRequestDeadlines'
+  >,
 ): Promise<string> {
   const material = await readTlsMaterial({
     certFile: certs.certFile,
@@ -430,7 +471,7 @@ t.test('past the held-bytes budget: 503 with Retry-After', async (t) => {
   t.ok(later, 'once the stalled upload is gone, requests are answered 200 again');
 });
 
-t.test('in process: a refused connection is logged with its source', async (t) => {
+t.test('in process: refused connections are logged with their sources', async (t) => {
   const certs = await makeCertDir();
   t.teardown(() => certs.cleanup());
   const { logger, lines } = recordingLogger();
@@ -444,7 +485,63 @@ t.test('in process: a refused connection is logged with its source', async (t) =
   t.ok(second !== undefined, 'the second connection from 127.0.0.1 is closed at once');
   t.match(
     lines().filter((line) => line.level === 'warn'),
-    [{ msg: /connections refused/, source: '127.0.0.1', refused: 1, maxConnectionsPerSource: 1 }],
+    [
+      {
+        msg: /^1 connections refused since the last line \(latest from 127\.0\.0\.1\)/,
+        latest: '127.0.0.1',
+        bySource: { '127.0.0.1': 1 },
+        refused: 1,
+        maxConnectionsPerSource: 1,
+      },
+    ],
     'one warning with the source, the count and the cap',
   );
 });
+
+t.test(
+  'in process: the first-request deadline spares a source within the patient share',
+  async (t) => {
+    const certs = await makeCertDir();
+    t.teardown(() => certs.cleanup());
+    // The rule of 5 s / 95 s / 64, shortened: 300 ms / 3 s / 2.
+    const url = await listenInProcess(t, certs, {
+      logger: createLogger('silent'),
+      firstRequestDeadlines: { impatientMs: 300, patientMs: 3_000, patientShare: 2 },
+    });
+    const pool = await Promise.all([
+      handshake(url, certs.caCert, '127.0.0.5'),
+      handshake(url, certs.caCert, '127.0.0.5'),
+    ]);
+    const holder = await Promise.all(
+      Array.from({ length: 4 }, () => handshake(url, certs.caCert, '127.0.0.6')),
+    );
+    t.teardown(() => {
+      for (const socket of [...pool, ...holder]) socket.destroy();
+    });
+    const poolClosed = pool.map((socket) => closedWithin(socket, 20_000));
+    const holderClosed = holder.map((socket) => closedWithin(socket, 20_000));
+    const first = await Promise.race(holderClosed);
+    await eventually(() => holder.filter((socket) => socket.destroyed).length >= 2, {
+      timeoutMs: 1_000,
+    });
+    t.equal(
+      holder.filter((socket) => socket.destroyed).length,
+      2,
+      `127.0.0.6 (4 unused, share 2) loses 2 at the short deadline (first after ${String(first)} ms)`,
+    );
+    t.same(
+      pool.map((socket) => socket.destroyed),
+      [false, false],
+      'the 2 of 127.0.0.5 (within the share) are still open then',
+    );
+    const closed = await Promise.all([...poolClosed, ...holderClosed]);
+    t.ok(
+      closed.every((ms) => ms !== undefined),
+      `all are closed by the long deadline (${closed.join(', ')} ms; 3 s)`,
+    );
+    t.ok(
+      closed.slice(0, 2).every((ms) => ms !== undefined && ms >= 2_000),
+      'those of 127.0.0.5 only at the long deadline',
+    );
+  },
+);

@@ -129,3 +129,29 @@ t.test('parsePort: 1-65535, or 0-65535 where 0 means any free port', async (t) =
     );
   }
 });
+
+t.test('--max-connections-per-source', async (t) => {
+  t.equal(parseServeSettings(base).maxConnectionsPerSource, 256, 'default 256');
+  t.equal(
+    parseServeSettings({ ...base, maxConnectionsPerSource: '0' }).maxConnectionsPerSource,
+    0,
+    '0 is accepted (no per-source cap)',
+  );
+  t.equal(
+    parseServeSettings({ ...base, maxConnectionsPerSource: ' 512 ' }).maxConnectionsPerSource,
+    512,
+    'a whole number is accepted',
+  );
+  for (const bad of ['-1', '1.5', 'many', '1e3']) {
+    t.throws(
+      () => parseServeSettings({ ...base, maxConnectionsPerSource: bad }),
+      {
+        name: 'ConfigError',
+        message: new RegExp(
+          `^--max-connections-per-source / MAX_CONNECTIONS_PER_SOURCE must be a whole number of connections, 0 for no per-source cap \\(got "${bad.replace('.', '\\.')}"\\)`,
+        ),
+      },
+      `"${bad}" is refused with a ConfigError naming the setting`,
+    );
+  }
+});
