@@ -103,14 +103,13 @@ interface SecureConnectionSource {
 }
 
 /**
- * After the TLS handshake a connection must start a request, or it is closed: Node's headers
- * timeout only starts with the first byte, so such connections were held forever. At
+ * After the TLS handshake a connection must start a request, or it is closed. At
  * `impatientMs` the connection is closed if its source holds more than the patient share (so
- * a holder is trimmed to the share); otherwise it may wait until `patientMs`. The API server's own pool must never meet the short
- * deadline: Go dials for a request, but if another connection frees first the new one idles in
- * the pool (up to 90 s), and a POST written to a connection the server just closed is not
- * retried (docs/hardening.md). Once a request is in, Node's request and keep-alive timeouts
- * apply.
+ * a holder is trimmed to the share); otherwise it may wait until `patientMs`. The API
+ * server's own pool must never meet the short deadline: Go dials for a request, but if another
+ * connection frees first the new one idles in the pool (up to 90 s), and a POST written to a
+ * connection the server just closed is not retried (docs/hardening.md). Once a request is in,
+ * the request limit (limitRequestTime) and Node's keep-alive timeout apply.
  */
 export function closeUnusedAfterHandshake(
   server: SecureConnectionSource,
