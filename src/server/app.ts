@@ -47,9 +47,10 @@ export const ADMISSION_IDLE_TIMEOUT_MS = 10_000;
 
 /**
  * After the TLS handshake, a connection from a source holding more than PATIENT_SHARE
- * connections must have sent its first request's headers within this long; others may wait as long as a
- * kept-alive connection may idle (ADMISSION_KEEP_ALIVE_TIMEOUT_MS). The API server may keep a
- * dialed connection unused in its pool, so the short deadline is only for hostile holders.
+ * connections must send its first request's headers within this long; others may wait as
+ * long as a kept-alive connection may idle (ADMISSION_KEEP_ALIVE_TIMEOUT_MS). The API server
+ * may keep a dialed connection unused in its pool, so the short deadline is only for hostile
+ * holders.
  */
 export const ADMISSION_FIRST_REQUEST_TIMEOUT_MS = 5_000;
 
@@ -344,8 +345,7 @@ function limitConnections(server: HttpsServer, options: AdmissionAppOptions): vo
 /** The HTTPS admission app; tests drive it with inject() or over real TLS. */
 export function buildAdmissionApp(options: AdmissionAppOptions) {
   const app = Fastify({
-    // Node arms its request timeout only from the server's constructor options, and Fastify
-    // then assigns its own value: set both, or a stalled request is never cut off.
+    // Node arms its timeouts only from the server's constructor options.
     https: {
       ...options.https,
       // Node runs its headers timeout from a connection's start until its first request's

@@ -14,6 +14,7 @@ import {
   type KmsV2Envelope,
 } from './harness/index.js';
 import { KEY_VERSION_ANNOTATION, secretAnnotations } from './harness/secrets.js';
+import { readValue } from './harness/writes.js';
 
 t.setTimeout(300_000);
 
@@ -87,17 +88,8 @@ t.test(
       t.equal(raw.indexOf(needle), -1, `${what} appears nowhere in etcd's bytes`);
     }
 
-    const read = await e2e.cluster.kubectl([
-      'get',
-      'secret',
-      'canary',
-      '-n',
-      NS,
-      '-o',
-      'jsonpath={.data.value}',
-    ]);
     t.equal(
-      Buffer.from(read.stdout.trim(), 'base64').toString('utf8'),
+      await readValue(e2e.cluster, NS, 'canary'),
       canary,
       'kubectl get returns the value in clear',
     );
