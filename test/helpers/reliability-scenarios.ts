@@ -5,7 +5,7 @@
  */
 import type { Test } from 'tap';
 import { X509Certificate } from 'node:crypto';
-import { Agent } from 'node:https';
+import { Agent, request as httpsRequest } from 'node:https';
 import { connect, createSecureContext } from 'node:tls';
 import { generateCertificates } from '../../src/certs/generate.js';
 import { withEmulator } from './emulator.js';
@@ -300,6 +300,91 @@ export interface ShutdownUnderLoadOptions {
   readonly keepAlive?: boolean;
 }
 
+interface HeldAdmission {
+  readonly uid: string;
+  readonly result: Promise<string>;
+  readonly finished: boolean;
+  finish(): void;
+}
+
+/**
+ * A /validate admission whose headers the server has accepted (it answered `100 Continue`)
+ * and whose body is half sent; `finish()` sends the rest. Resolves once the server holds it.
+ */
+async function holdAdmission(
+  admissionUrl: string,
+  caCert: string,
+  template: ReturnType<typeof fixture>,
+): Promise<HeldAdmission> {
+  const review = structuredClone(template);
+  const uid = 'shutdown-held';
+  review.request.uid = uid;
+  const body = Buffer.from(JSON.stringify(review));
+  const half = Math.floor(body.length / 2);
+  let finished = false;
+  let accepted: () => void = () => undefined;
+  let sendRest: () => void = () => undefined;
+  const headersAccepted = new Promise<void>((resolve) => {
+    accepted = resolve;
+  });
+  const result = new Promise<string>((resolve) => {
+    const call = httpsRequest(`${admissionUrl}/validate`, {
+      method: 'POST',
+      ca: caCert,
+      agent: false,
+      timeout: 20_000,
+      headers: {
+        'content-type': 'application/json',
+        'content-length': String(body.length),
+        expect: '100-continue',
+      },
+    });
+    call.on('continue', () => {
+      call.write(body.subarray(0, half), () => {
+        accepted();
+      });
+    });
+    call.on('timeout', () => call.destroy(new Error('timeout')));
+    call.on('error', (error: NodeJS.ErrnoException) => {
+      accepted();
+      resolve(`error ${error.code ?? error.message}`);
+    });
+    call.on('response', (response) => {
+      const chunks: Buffer[] = [];
+      response.on('data', (chunk: Buffer) => chunks.push(chunk));
+      response.on('end', () => {
+        if (response.statusCode !== 200) {
+          resolve(`HTTP ${String(response.statusCode)}`);
+          return;
+        }
+        const problems = kubeApiserverProblems(
+          JSON.parse(Buffer.concat(chunks).toString('utf8')),
+          uid,
+          'validate',
+        );
+        resolve(problems.length === 0 ? 'ok' : problems.join('; '));
+      });
+    });
+    call.flushHeaders();
+    sendRest = () => {
+      call.end(body.subarray(half));
+    };
+  });
+  await Promise.race([headersAccepted, sleep(10_000)]);
+  return {
+    uid,
+    result,
+    get finished() {
+      return finished;
+    },
+    finish: () => {
+      if (finished) return;
+      finished = true;
+      sendRest();
+    },
+  };
+}
+
 /**
  * SIGTERM while admissions are in flight: every request sent before the signal gets a
  * complete 200 answer, /readyz turns 503 before the listeners go, and the process exits 0.
@@ -370,18 +455,27 @@ export async function shutdownUnderLoad(t: Test, options: ShutdownUnderLoadOptio
   });
 
   await sleep(options.loadBeforeSignalMs);
+  // One admission is held mid-body across the signal, so the drain cannot end before /readyz
+  // has been seen turning 503 (on kept-alive connections the rest may finish within ms).
+  const held = await holdAdmission(child.admissionUrl, certs.caCert, big);
   const readyzDuringDrain: number[] = [];
   signalAt = Date.now();
   child.child.kill('SIGTERM');
-  // Probe /readyz right away and until the health listener is gone.
-  for (let probe = 0; probe < 400; probe += 1) {
+  // Probe /readyz right away and until the health listener is gone; the held admission is
+  // finished once a 503 was seen (or after 5 s without one).
+  for (let probe = 0; probe < 2_000; probe += 1) {
     try {
       readyzDuringDrain.push((await httpGet(`${child.healthUrl}/readyz`)).status);
     } catch {
       break;
     }
+    if (!held.finished && (readyzDuringDrain.includes(503) || Date.now() - signalAt > 5_000)) {
+      held.finish();
+    }
     await sleep(5);
   }
+  held.finish();
+  beforeSignal.push({ uid: held.uid, result: held.result });
   const exit = await Promise.race([child.exited, sleep(options.exitBoundMs).then(() => undefined)]);
   const exitedAfterMs = Date.now() - signalAt;
   stop = true;
