@@ -22,7 +22,7 @@
  */
 import { execFileSync } from 'node:child_process';
 import { Agent, request } from 'node:https';
-import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -36,6 +36,7 @@ import {
   type Guard,
   type WebhookConfiguration,
 } from '../test/e2e/harness/index.js';
+import { cpuMs, findPid } from './processes.js';
 
 const BENCH_DIR = dirname(fileURLToPath(import.meta.url));
 const QUICK = process.env.BENCH_QUICK === '1';
@@ -78,29 +79,6 @@ interface Phase {
 }
 
 // ---------------------------------------------------------------- processes and CPU
-
-/** utime + stime of a process in milliseconds (/proc/PID/stat, clock ticks of 10 ms). */
-function cpuMs(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(fields[11]) + Number(fields[12])) * 10;
-}
-
-/** The pid whose command line contains every one of `parts` (the harness' processes). */
-function findPid(what: string, parts: string[]): number {
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    let cmdline: string;
-    try {
-      cmdline = readFileSync(`/proc/${entry}/cmdline`, 'utf8').replaceAll('\0', ' ');
-    } catch {
-      continue;
-    }
-    if (cmdline.startsWith('/usr/bin/setpriv')) continue;
-    if (parts.every((part) => cmdline.includes(part))) return Number(entry);
-  }
-  throw new Error(`could not find the ${what} process (${parts.join(' ')})`);
-}
 
 function processPids(
   cluster: Cluster,

@@ -1,0 +1,28 @@
+/**
+ * CPU time of the harness' child processes, for the benchmarks that run a real cluster
+ * (bench/e2e.ts, bench/encryption.ts): find a process by its command line, read its CPU.
+ */
+import { readFileSync, readdirSync } from 'node:fs';
+
+/** utime + stime of a process in milliseconds (/proc/PID/stat, clock ticks of 10 ms). */
+export function cpuMs(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) * 10;
+}
+
+/** The pid whose command line contains every one of `parts` (the harness' processes). */
+export function findPid(what: string, parts: string[]): number {
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    let cmdline: string;
+    try {
+      cmdline = readFileSync(`/proc/${entry}/cmdline`, 'utf8').replaceAll('\0', ' ');
+    } catch {
+      continue;
+    }
+    if (cmdline.startsWith('/usr/bin/setpriv')) continue;
+    if (parts.every((part) => cmdline.includes(part))) return Number(entry);
+  }
+  throw new Error(`could not find the ${what} process (${parts.join(' ')})`);
+}
