@@ -6,12 +6,30 @@
  *
  *   node bench/ceiling.js '{"certFile":"tls.crt","keyFile":"tls.key","port":0}'
  *
+ * With "stamp":true it answers like a mutating webhook that stamps: a JSON patch adding
+ * three annotations of the guard's sizes whenever the object has none of them (the
+ * end-to-end bench's ceiling for any stamping webhook behind kube-apiserver).
+ *
  * Prints one JSON line {"port":N} once listening; stops on SIGTERM/SIGINT.
  */
 import { readFileSync } from 'node:fs';
 import { createServer } from 'node:https';
 
 const options = JSON.parse(process.argv[2] ?? '{}');
+const STAMP_KEY = 'kms-secret-guard.io/key-id';
+const STAMP_PATCH = Buffer.from(
+  JSON.stringify([
+    {
+      op: 'add',
+      path: '/metadata/annotations',
+      value: {
+        [STAMP_KEY]: 'ceiling-0000-0000-0000-000000000000',
+        'kms-secret-guard.io/key-version': 'ceiling-0000-0000-0000-000000000000',
+        'encryption-key-rotation-time': '2026-01-01T00:00:00Z',
+      },
+    },
+  ]),
+).toString('base64');
 const server = createServer(
   {
     cert: readFileSync(options.certFile),
@@ -22,14 +40,19 @@ const server = createServer(
     const chunks = [];
     req.on('data', (chunk) => chunks.push(chunk));
     req.on('end', () => {
-      let uid = '';
+      let request;
       try {
-        uid = JSON.parse(Buffer.concat(chunks).toString('utf8')).request?.uid ?? '';
+        request = JSON.parse(Buffer.concat(chunks).toString('utf8')).request;
       } catch {
         res.writeHead(400).end();
         return;
       }
-      const body = `{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","response":{"uid":${JSON.stringify(uid)},"allowed":true}}`;
+      const uid = request?.uid ?? '';
+      const stamp =
+        options.stamp === true && request?.object?.metadata?.annotations?.[STAMP_KEY] === undefined
+          ? `,"patchType":"JSONPatch","patch":"${STAMP_PATCH}"`
+          : '';
+      const body = `{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","response":{"uid":${JSON.stringify(uid)},"allowed":true${stamp}}}`;
       res.writeHead(200, {
         'content-type': 'application/json; charset=utf-8',
         'content-length': Buffer.byteLength(body),

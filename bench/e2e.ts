@@ -17,10 +17,12 @@
  * BENCH_E2E_REPS (default 3), BENCH_E2E_PHASE_MS
  * (default 4000 measured per phase, after a warm-up), BENCH_E2E_CONCURRENCY (default 1,10,50),
  * BENCH_E2E_PROFILE=1 (serve under --cpu-prof, profiles in bench/profiles/),
+ * BENCH_E2E_PPROF=1 (kube-apiserver's Go CPU profile of each variant's first create phase at
+ * concurrency 10, in bench/profiles/; compare with `go tool pprof -top -diff_base=A B`),
  * BENCH_NODE_ARGS (serve's Node.js flags), BENCH_OUT (RESULTS.md path), BENCH_E2E_JSON.
  * Writes its own block of bench/RESULTS.md; prints human lines and, last, one JSON line.
  */
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { Agent, request } from 'node:https';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
@@ -37,6 +39,7 @@ import {
   type WebhookConfiguration,
 } from '../test/e2e/harness/index.js';
 import { cpuMs, findPid } from './processes.js';
+import { forLocalWebhook } from '../test/e2e/harness/webhooks.js';
 
 const BENCH_DIR = dirname(fileURLToPath(import.meta.url));
 const QUICK = process.env.BENCH_QUICK === '1';
@@ -47,6 +50,7 @@ const CONCURRENCIES = (process.env.BENCH_E2E_CONCURRENCY ?? '1,10,50')
   .split(',')
   .map((value) => Number(value));
 const PROFILE = process.env.BENCH_E2E_PROFILE === '1';
+const PPROF = process.env.BENCH_E2E_PPROF === '1';
 const OUT = process.env.BENCH_OUT ?? join(BENCH_DIR, 'RESULTS.md');
 const JSON_OUT = process.env.BENCH_E2E_JSON ?? join(BENCH_DIR, 'e2e-results.json');
 const NAMESPACE = 'bench-e2e';
@@ -55,7 +59,7 @@ const START = '<!-- bench:e2e:start -->';
 const END = '<!-- bench:e2e:end -->';
 
 /** `unguarded`: no webhook registered; the others are webhook shapes (WebhookShape). */
-type Variant = 'unguarded' | 'shipped' | 'single-webhook';
+type Variant = 'unguarded' | 'shipped' | 'single-webhook' | 'ceiling';
 type Shape = Exclude<Variant, 'unguarded'>;
 type Operation = 'create' | 'update';
 const PROCESSES = ['kube-apiserver', 'etcd', 'serve', 'kms-plugin', 'client'] as const;
@@ -80,12 +84,13 @@ interface Phase {
 
 // ---------------------------------------------------------------- processes and CPU
 
-function processPids(
-  cluster: Cluster,
-  guard: Guard,
-): Record<Exclude<ProcessName, 'client'>, number> {
+/** The processes a write may cost CPU in; `ceiling` while the e2e ceiling server runs. */
+type Pids = Record<Exclude<ProcessName, 'client'>, number> & { ceiling?: number };
+
+function processPids(cluster: Cluster, guard: Guard, ceiling: Ceiling | undefined): Pids {
   const port = new URL(guard.admissionUrl).port;
   return {
+    ...(ceiling !== undefined && { ceiling: ceiling.pid }),
     'kube-apiserver': findPid('kube-apiserver', [`--cert-dir=${cluster.workDir}`]),
     etcd: findPid('etcd', [`--data-dir=${cluster.workDir}`]),
     serve: findPid('serve', [' serve ', `--port=${port}`]),
@@ -93,14 +98,13 @@ function processPids(
   };
 }
 
-function cpuSnapshot(
-  pids: Record<Exclude<ProcessName, 'client'>, number>,
-): Record<ProcessName, number> {
+function cpuSnapshot(pids: Pids): Record<ProcessName, number> {
   const usage = process.cpuUsage();
   return {
     'kube-apiserver': cpuMs(pids['kube-apiserver']),
     etcd: cpuMs(pids.etcd),
-    serve: cpuMs(pids.serve),
+    // The webhook server: serve, or the ceiling standing in for it (the other one idles).
+    serve: cpuMs(pids.serve) + (pids.ceiling === undefined ? 0 : cpuMs(pids.ceiling)),
     'kms-plugin': cpuMs(pids['kms-plugin']),
     client: (usage.user + usage.system) / 1000,
   };
@@ -112,6 +116,8 @@ interface Client {
   agent: Agent;
   host: string;
   port: number;
+  /** The client certificate and CA, for a request outside the agent's pool. */
+  tls: { ca?: Buffer | string; cert?: Buffer | string; key?: Buffer | string };
 }
 
 async function clientFor(cluster: Cluster, concurrency: number): Promise<Client> {
@@ -125,7 +131,7 @@ async function clientFor(cluster: Cluster, concurrency: number): Promise<Client>
     ...(options.cert === undefined ? {} : { cert: options.cert }),
     ...(options.key === undefined ? {} : { key: options.key }),
   });
-  return { agent, host: url.hostname, port: Number(url.port) };
+  return { agent, host: url.hostname, port: Number(url.port), tls: options };
 }
 
 function call(
@@ -178,6 +184,40 @@ function secretBody(name: string, version: number): string {
   });
 }
 
+/** kube-apiserver's CPU profile over most of a measured phase (it runs with --profiling). */
+async function saveApiServerProfile(client: Client, file: string): Promise<void> {
+  const seconds = Math.max(1, Math.floor(PHASE_MS / 1000) - 1);
+  const profile = await new Promise<Buffer>((resolve, reject) => {
+    const req = request(
+      {
+        // Its own connection: the workers' pool must keep its `concurrency` sockets.
+        agent: false,
+        ...client.tls,
+        host: client.host,
+        port: client.port,
+        path: `/debug/pprof/profile?seconds=${seconds}`,
+        timeout: (seconds + 30) * 1000,
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (chunk: Buffer) => chunks.push(chunk));
+        res.on('end', () => {
+          if (res.statusCode === 200) resolve(Buffer.concat(chunks));
+          else reject(new Error(`pprof answered HTTP ${String(res.statusCode)}`));
+        });
+        res.on('error', reject);
+      },
+    );
+    req.on('timeout', () => req.destroy(new Error('pprof timed out')));
+    req.on('error', reject);
+    req.end();
+  });
+  const dir = join(BENCH_DIR, 'profiles');
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(join(dir, file), profile);
+  console.log(`kube-apiserver profile: bench/profiles/${file}`);
+}
+
 // ---------------------------------------------------------------- phases
 
 function percentile(sorted: readonly number[], share: number): number {
@@ -204,14 +244,17 @@ interface PhaseSpec {
   concurrency: number;
 }
 
+interface PhaseContext {
+  cluster: Cluster;
+  guard: Guard;
+  pids: Pids;
+  ceiling: Ceiling | undefined;
+}
+
 /** Secrets each worker created, which the update phase that follows rewrites. */
 type Created = string[][];
 
-async function runPhase(
-  spec: PhaseSpec,
-  context: { cluster: Cluster; guard: Guard; pids: ReturnType<typeof processPids> },
-  created: Created,
-): Promise<Phase> {
+async function runPhase(spec: PhaseSpec, context: PhaseContext, created: Created): Promise<Phase> {
   const client = await clientFor(context.cluster, spec.concurrency);
   const latencies: number[] = [];
   let errors = 0;
@@ -221,9 +264,13 @@ async function runPhase(
   const deadline = measureFrom + PHASE_MS;
   let cpuBefore: Record<ProcessName, number> | undefined;
   let admissionsBefore = 0;
+  let pprof: Promise<void> = Promise.resolve();
   const warmupDone = new Promise<void>((resolve) =>
     setTimeout(() => {
       cpuBefore = cpuSnapshot(context.pids);
+      if (PPROF && spec.rep === 0 && spec.concurrency === 10 && spec.operation === 'create') {
+        pprof = saveApiServerProfile(client, `kube-apiserver-${spec.variant}-create-c10.pb.gz`);
+      }
       void admissionCount(context.guard).then((count) => {
         admissionsBefore = count;
         resolve();
@@ -271,6 +318,7 @@ async function runPhase(
   await Promise.all(Array.from({ length: spec.concurrency }, (_, index) => worker(index)));
   await warmupDone;
   const cpuAfter = cpuSnapshot(context.pids);
+  await pprof;
   const admissions = (await admissionCount(context.guard)) - admissionsBefore;
   client.agent.destroy();
   latencies.sort((a, b) => a - b);
@@ -346,18 +394,98 @@ function shape(found: { configurations: WebhookConfiguration[]; source: string }
   };
 }
 
+const SINGLE_WEBHOOK = shape(componentWebhookConfigurations('single-webhook', 1));
 const SHAPES: Record<Shape, WebhookShape> = {
   shipped: shape(shippedWebhookConfigurations('shipped')),
-  'single-webhook': shape(componentWebhookConfigurations('single-webhook', 1)),
+  'single-webhook': SINGLE_WEBHOOK,
+  // The single-webhook configuration pointed at bench/ceiling.js (stamping): what any
+  // stamping webhook costs behind kube-apiserver, with almost nothing spent in the webhook.
+  ceiling: { ...SINGLE_WEBHOOK, source: 'bench/ceiling.js with the single-webhook configuration' },
 };
-const MEASURED_SHAPES = (process.env.BENCH_E2E_SHAPES ?? 'shipped,single-webhook')
+const MEASURED_SHAPES = (process.env.BENCH_E2E_SHAPES ?? 'shipped,single-webhook,ceiling')
   .split(',')
   .filter((name): name is Shape => name in SHAPES);
 const VARIANTS: Variant[] = ['unguarded', ...MEASURED_SHAPES];
 /** Every configuration name any shape registers: all are removed before the next variant. */
 const ALL_CONFIGURATIONS = Object.values(SHAPES).flatMap((s) => s.configurations);
 
-async function setVariant(cluster: Cluster, guard: Guard, variant: Variant): Promise<void> {
+interface Ceiling {
+  pid: number;
+  url: string;
+  stop(): void;
+}
+
+/** bench/ceiling.js stamping, with serve's certificate and heap flags. */
+async function startStampingCeiling(guard: Guard, nodeArgs: string[]): Promise<Ceiling> {
+  const options = {
+    certFile: guard.tlsFiles.certPath,
+    keyFile: guard.tlsFiles.keyPath,
+    port: 0,
+    stamp: true,
+  };
+  const child = spawn(
+    process.execPath,
+    [
+      ...nodeArgs.filter((arg) => !arg.startsWith('--cpu-prof')),
+      join(BENCH_DIR, 'ceiling.js'),
+      JSON.stringify(options),
+    ],
+    { stdio: ['ignore', 'pipe', 'inherit'] },
+  );
+  const port = await new Promise<number>((resolve, reject) => {
+    let buffer = '';
+    const timer = setTimeout(() => {
+      reject(new Error('the ceiling did not start in 10 s'));
+    }, 10_000);
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`the ceiling exited with ${String(code)}`));
+    });
+    child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
+      buffer += chunk;
+      const newline = buffer.indexOf('\n');
+      if (newline < 0) return;
+      clearTimeout(timer);
+      resolve((JSON.parse(buffer.slice(0, newline)) as { port: number }).port);
+    });
+  });
+  if (child.pid === undefined) throw new Error('the ceiling has no pid');
+  return {
+    pid: child.pid,
+    url: `https://127.0.0.1:${String(port)}`,
+    stop: () => {
+      child.kill('SIGTERM');
+    },
+  };
+}
+
+/** Waits until dry-run creates come back stamped by the ceiling, twice in a row. */
+async function waitForCeiling(cluster: Cluster): Promise<void> {
+  const client = await clientFor(cluster, 1);
+  try {
+    let streak = 0;
+    for (let attempt = 0; attempt < 240 && streak < 2; attempt += 1) {
+      const res = await call(
+        client,
+        'POST',
+        `/api/v1/namespaces/${NAMESPACE}/secrets?dryRun=All`,
+        secretBody(`probe-${Date.now()}`, 0),
+      );
+      streak = res.status === 201 && res.body.includes('ceiling-0000') ? streak + 1 : 0;
+      if (streak < 2) await new Promise((resolve) => setTimeout(resolve, 250));
+    }
+    if (streak < 2) throw new Error('the API server never called the ceiling webhook');
+  } finally {
+    client.agent.destroy();
+  }
+}
+
+async function setVariant(
+  cluster: Cluster,
+  guard: Guard,
+  ceiling: Ceiling | undefined,
+  variant: Variant,
+): Promise<void> {
   const removed = new Set<string>();
   for (const configuration of ALL_CONFIGURATIONS) {
     const name = String((configuration.metadata as { name?: unknown } | undefined)?.name);
@@ -369,6 +497,18 @@ async function setVariant(cluster: Cluster, guard: Guard, variant: Variant): Pro
   }
   if (variant === 'unguarded') {
     await waitForAdmissions(cluster, guard, 0);
+    return;
+  }
+  if (variant === 'ceiling') {
+    if (ceiling === undefined) throw new Error('the ceiling server is not running');
+    const local = SHAPES.ceiling.configurations.map((configuration) =>
+      forLocalWebhook(configuration, ceiling.url, guard.caCert),
+    );
+    const applied = await cluster.kubectl(['apply', '-f', '-'], {
+      input: JSON.stringify({ apiVersion: 'v1', kind: 'List', items: local }),
+    });
+    if (applied.code !== 0) throw new Error(`could not register the ceiling: ${applied.stderr}`);
+    await waitForCeiling(cluster);
     return;
   }
   const chosen = SHAPES[variant];
@@ -473,6 +613,8 @@ interface Goal {
 function goals(rows: Row[]): Goal[] {
   const result: Goal[] = [];
   for (const row of rows) {
+    // The ceiling is the reference for what is ours, not a goal of its own.
+    if (row.shape === 'ceiling') continue;
     const label = `${row.shape}, ${row.operation}`;
     if (row.concurrency === 1) {
       result.push({
@@ -584,8 +726,12 @@ async function main(): Promise<void> {
   unpin();
   const wallStart = Date.now();
   const nodeArgs = serveNodeArgs();
-  const cluster = await startCluster({ encryption: 'kms-plugin' });
+  const cluster = await startCluster({
+    encryption: 'kms-plugin',
+    ...(PPROF && { extraApiServerFlags: ['--profiling=true'] }),
+  });
   let guard: Guard | undefined;
+  let stopCeiling = (): void => undefined;
   const phases: Phase[] = [];
   try {
     guard = await startGuard(cluster, {
@@ -595,13 +741,17 @@ async function main(): Promise<void> {
     });
     const made = await cluster.kubectl(['create', 'namespace', NAMESPACE]);
     if (made.code !== 0) throw new Error(made.stderr);
-    const pids = processPids(cluster, guard);
-    const context = { cluster, guard, pids };
+    const ceiling = MEASURED_SHAPES.includes('ceiling')
+      ? await startStampingCeiling(guard, nodeArgs)
+      : undefined;
+    stopCeiling = () => ceiling?.stop();
+    const pids = processPids(cluster, guard, ceiling);
+    const context: PhaseContext = { cluster, guard, pids, ceiling };
     console.log(
       `e2e: ${REPS} repetitions × (${VARIANTS.join(', ')}) × concurrency ${CONCURRENCIES.join('/')} × (create, update), ${PHASE_MS} ms per phase`,
     );
     // JIT and connection warm-up of every process, not measured.
-    await setVariant(cluster, guard, 'shipped');
+    await setVariant(cluster, guard, context.ceiling, 'shipped');
     await runPhase(
       { variant: 'shipped', rep: -1, operation: 'create', concurrency: 10 },
       context,
@@ -611,7 +761,7 @@ async function main(): Promise<void> {
       // Rotate the order so no variant always runs first (or last) on a warming machine.
       const order = VARIANTS.map((_, index) => VARIANTS[(index + rep) % VARIANTS.length]!);
       for (const variant of order) {
-        await setVariant(cluster, guard, variant);
+        await setVariant(cluster, guard, context.ceiling, variant);
         for (const concurrency of CONCURRENCIES) {
           const created: Created = [];
           for (const operation of ['create', 'update'] as const) {
@@ -634,6 +784,7 @@ async function main(): Promise<void> {
       }
     }
   } finally {
+    stopCeiling();
     await guard?.stop();
     await cluster.stop();
   }

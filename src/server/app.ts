@@ -30,6 +30,7 @@ import {
   throttled,
   type FirstRequestDeadlines,
   type ThrottledReport,
+  type UnusedConnections,
 } from './connections.js';
 
 export { ADMISSION_BODY_LIMIT, ADMISSION_HELD_BYTES_BUDGET } from './body.js';
@@ -53,6 +54,12 @@ export const ADMISSION_IDLE_TIMEOUT_MS = 10_000;
  * holders.
  */
 export const ADMISSION_FIRST_REQUEST_TIMEOUT_MS = 5_000;
+
+/**
+ * While draining, a connection that has not started a request since its handshake gets this
+ * long to start one (a client that dialed for a request sends it at once), then is closed.
+ */
+export const DRAIN_UNUSED_GRACE_MS = 1_000;
 
 /**
  * How long a kept-alive connection may sit idle between requests. Longer than the API
@@ -307,7 +314,7 @@ const REFUSAL_LOG_INTERVAL_MS = 10_000;
  * The listener's cap, the per-source cap (refusals counted and logged, throttled) and the
  * first-request deadlines after the TLS handshake.
  */
-function limitConnections(server: HttpsServer, options: AdmissionAppOptions): void {
+function limitConnections(server: HttpsServer, options: AdmissionAppOptions): UnusedConnections {
   const { logger, metrics } = options;
   if (options.maxConnections !== undefined) {
     server.maxConnections = options.maxConnections;
@@ -330,7 +337,7 @@ function limitConnections(server: HttpsServer, options: AdmissionAppOptions): vo
     metrics?.observeRefusedConnection('per_source');
     logRefusals(source);
   });
-  closeUnusedAfterHandshake(
+  const unused = closeUnusedAfterHandshake(
     server,
     sources,
     options.firstRequestDeadlines ?? {
@@ -340,6 +347,7 @@ function limitConnections(server: HttpsServer, options: AdmissionAppOptions): vo
     },
   );
   limitRequestTime(server, ADMISSION_REQUEST_TIMEOUT_MS);
+  return unused;
 }
 
 /** The HTTPS admission app; tests drive it with inject() or over real TLS. */
@@ -373,7 +381,13 @@ export function buildAdmissionApp(options: AdmissionAppOptions) {
     forceCloseConnections: 'idle',
     schemaController: SCHEMALESS,
   });
-  limitConnections(app.server, options);
+  const unused = limitConnections(app.server, options);
+  // A drain closes the kept-alive connections idle after a request (forceCloseConnections);
+  // those never used since their handshake would hold it until the shutdown timeout.
+  app.addHook('preClose', (done) => {
+    unused.drain(DRAIN_UNUSED_GRACE_MS);
+    done();
+  });
   void app.register(admissionRoutes, options);
   return app;
 }

@@ -97,6 +97,17 @@ export interface FirstRequestDeadlines {
   readonly patientShare: number;
 }
 
+/** The connections still waiting for their first request since the TLS handshake. */
+export interface UnusedConnections {
+  /**
+   * A drain must not wait for them (Node closes only connections idle after a request): each
+   * one, and each handshake completing from now on, is closed unless it starts a request
+   * within `graceMs`. A client that dialed for a request sends it within milliseconds; a
+   * pooled spare never does. Returns how many were waiting.
+   */
+  drain(graceMs: number): number;
+}
+
 interface SecureConnectionSource {
   on(event: 'secureConnection', listener: (socket: TLSSocket) => void): unknown;
   on(event: 'request', listener: (request: IncomingMessage) => void): unknown;
@@ -116,8 +127,8 @@ export function closeUnusedAfterHandshake(
   sources: SourceTracker,
   deadlines: FirstRequestDeadlines,
   clock: Clock = systemClock,
-): void {
-  const timers = new WeakMap<Socket, unknown>();
+): UnusedConnections {
+  const timers = new Map<Socket, unknown>();
   const stop = (socket: Socket): void => {
     const timer = timers.get(socket);
     if (timer === undefined) return;
@@ -146,7 +157,25 @@ export function closeUnusedAfterHandshake(
       clock.setTimeout(() => socket.destroy(), wait),
     );
   };
+  let drainGraceMs: number | undefined;
+  const closeAfter = (socket: Socket, ms: number): void => {
+    timers.set(
+      socket,
+      clock.setTimeout(() => {
+        timers.delete(socket);
+        socket.destroy();
+      }, ms),
+    );
+  };
   server.on('secureConnection', (socket) => {
+    socket.once('close', () => {
+      stop(socket);
+    });
+    // Draining: a handshake that was under way gets the same short grace as the others.
+    if (drainGraceMs !== undefined) {
+      closeAfter(socket, drainGraceMs);
+      return;
+    }
     timers.set(
       socket,
       clock.setTimeout(() => {
@@ -154,13 +183,21 @@ export function closeUnusedAfterHandshake(
         patient(socket);
       }, deadlines.impatientMs),
     );
-    socket.once('close', () => {
-      stop(socket);
-    });
   });
   server.on('request', (request) => {
     stop(request.socket);
   });
+  return {
+    drain: (graceMs) => {
+      drainGraceMs = graceMs;
+      const waiting = [...timers.keys()];
+      for (const socket of waiting) {
+        stop(socket);
+        closeAfter(socket, graceMs);
+      }
+      return waiting.length;
+    },
+  };
 }
 
 interface RequestSource {

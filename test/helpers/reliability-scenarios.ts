@@ -385,11 +385,8 @@ async function holdAdmission(
   };
 }
 
-/**
- * SIGTERM while admissions are in flight: every request sent before the signal gets a
- * complete 200 answer, /readyz turns 503 before the listeners go, and the process exits 0.
- */
-export async function shutdownUnderLoad(t: Test, options: ShutdownUnderLoadOptions): Promise<void> {
+/** A `serve` child (info logs) on a fresh emulator and certificates, once /readyz is 200. */
+async function readyServeChild(t: Test): Promise<{ certs: CertDir; child: ServeChild }> {
   const { emulator, keyId } = await withEmulator(t);
   const certs = await makeCertDir();
   t.teardown(() => certs.cleanup());
@@ -403,6 +400,15 @@ export async function shutdownUnderLoad(t: Test, options: ShutdownUnderLoadOptio
     }),
     'the serve child is ready',
   );
+  return { certs, child };
+}
+
+/**
+ * SIGTERM while admissions are in flight: every request sent before the signal gets a
+ * complete 200 answer, /readyz turns 503 before the listeners go, and the process exits 0.
+ */
+export async function shutdownUnderLoad(t: Test, options: ShutdownUnderLoadOptions): Promise<void> {
+  const { certs, child } = await readyServeChild(t);
 
   let signalAt = Number.POSITIVE_INFINITY;
   const beforeSignal: { uid: string; result: Promise<string> }[] = [];
@@ -513,4 +519,66 @@ export async function shutdownUnderLoad(t: Test, options: ShutdownUnderLoadOptio
     `after SIGTERM: ${afterSignalAnswered} answered, ${afterSignalRefused} refused (new connections)`,
   );
   t.match(child.output(), /stop requested/, 'the log says a stop was requested');
+}
+
+/**
+ * SIGTERM while a client holds kept-alive connections the way kube-apiserver's webhook client
+ * does: some idle after a request, some never used since the TLS handshake. The drain must
+ * not wait for them: the process exits well within the shutdown timeout.
+ */
+export async function shutdownWithHeldConnections(t: Test): Promise<void> {
+  const { certs, child } = await readyServeChild(t);
+  const url = new URL(child.admissionUrl);
+  const agent = new Agent({ keepAlive: true, ca: certs.caCert, maxSockets: 4 });
+  t.teardown(() => {
+    agent.destroy();
+  });
+  const review = fixture('secret-update');
+  const answers = await Promise.all(
+    Array.from({ length: 4 }, (_, index) =>
+      httpsCall(`${child.admissionUrl}/validate`, {
+        ca: certs.caCert,
+        agent,
+        body: JSON.stringify({ ...review, request: { ...review.request, uid: `idle-${index}` } }),
+        timeoutMs: 10_000,
+      }),
+    ),
+  );
+  t.same(
+    answers.map((answer) => answer.status),
+    [200, 200, 200, 200],
+    'four admissions answered on kept-alive connections, which now sit idle',
+  );
+  const unused = await Promise.all(
+    Array.from(
+      { length: 4 },
+      () =>
+        new Promise<import('node:tls').TLSSocket>((resolve, reject) => {
+          const socket = connect({
+            host: url.hostname,
+            port: Number(url.port),
+            ca: certs.caCert,
+            servername: 'localhost',
+          });
+          socket.once('secureConnect', () => {
+            resolve(socket);
+          });
+          socket.once('error', reject);
+        }),
+    ),
+  );
+  t.teardown(() => {
+    for (const socket of unused) socket.destroy();
+  });
+  t.equal(unused.length, 4, 'four more connections completed the handshake and send nothing');
+  const signalAt = Date.now();
+  child.child.kill('SIGTERM');
+  const exit = await Promise.race([child.exited, sleep(15_000).then(() => undefined)]);
+  const exitedAfterMs = Date.now() - signalAt;
+  t.match(exit, { code: 0, signal: null }, 'serve exited with code 0');
+  t.ok(
+    exitedAfterMs < 3_000,
+    `it exited within 3 s of SIGTERM, not at the shutdown timeout (after ${exitedAfterMs} ms)`,
+  );
+  t.notMatch(child.output(), /shutdown timeout/, 'no connection had to be cut at the timeout');
 }

@@ -102,25 +102,30 @@ function fakeSocket(address: string) {
   });
 }
 
+/** A fake server with per-source tracking and the first-request deadlines (5 s / 95 s / 2). */
+function unusedConnectionRig() {
+  const clock = new FakeClock(0);
+  const server = new EventEmitter();
+  const tracker = limitConnectionsPerSource(server, 10);
+  const unused = closeUnusedAfterHandshake(
+    server,
+    tracker,
+    { impatientMs: 5_000, patientMs: 95_000, patientShare: 2 },
+    clock,
+  );
+  const open = (address: string) => {
+    const socket = fakeSocket(address);
+    server.emit('connection', socket);
+    server.emit('secureConnection', socket);
+    return socket;
+  };
+  return { clock, server, open, unused };
+}
+
 t.test(
   'unused connections: closed at the short deadline only above the patient share',
   async (t) => {
-    const clock = new FakeClock(0);
-    const server = new EventEmitter();
-    const tracker = limitConnectionsPerSource(server, 10);
-    closeUnusedAfterHandshake(
-      server,
-      tracker,
-      { impatientMs: 5_000, patientMs: 95_000, patientShare: 2 },
-      clock,
-    );
-    const open = (address: string) => {
-      const socket = fakeSocket(address);
-      socket.once('close', () => undefined);
-      server.emit('connection', socket);
-      server.emit('secureConnection', socket);
-      return socket;
-    };
+    const { clock, server, open } = unusedConnectionRig();
     const apiServer = [open('10.0.0.1'), open('10.0.0.1')];
     const holder = [open('10.0.0.2'), open('10.0.0.2'), open('10.0.0.2')];
     const used = open('10.0.0.2');
@@ -150,6 +155,28 @@ t.test(
     const closed = open('10.0.0.3');
     closed.emit('close');
     t.equal(clock.pending, 0, 'a close clears its timer');
+  },
+);
+
+t.test(
+  'a drain gives unused connections a short grace to start a request, then closes them',
+  async (t) => {
+    const { clock, server, open, unused } = unusedConnectionRig();
+    const spare = open('10.0.0.1');
+    const dialedForRequest = open('10.0.0.1');
+    const used = open('10.0.0.1');
+    server.emit('request', { socket: used });
+    t.equal(unused.drain(1_000), 2, 'two connections had not started a request');
+    const lateHandshake = open('10.0.0.1');
+    server.emit('request', { socket: dialedForRequest });
+    await clock.advance(999);
+    t.notOk(spare.destroyed, 'the spare is still open just before the grace ends');
+    await clock.advance(1);
+    t.ok(spare.destroyed, 'the spare is closed at the end of the grace');
+    t.ok(lateHandshake.destroyed, 'so is a handshake that completed during the drain');
+    t.notOk(dialedForRequest.destroyed, 'a connection that started its request is left to it');
+    t.notOk(used.destroyed, 'a used connection is left to Node (closed when idle)');
+    t.equal(clock.pending, 0, 'no timer is left');
   },
 );
 

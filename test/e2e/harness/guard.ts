@@ -41,6 +41,8 @@ export interface Guard {
   readonly admissionUrl: string;
   readonly healthUrl: string;
   readonly caCert: string;
+  /** The webhook's certificate and key files (for a benchmark server standing in for it). */
+  readonly tlsFiles: { readonly certPath: string; readonly keyPath: string };
   /** Starts serve (stopping a running one first) on the same ports; waits for /readyz. */
   startServe(options?: ServeOptions): Promise<void>;
   stopServe(): Promise<void>;
@@ -185,6 +187,7 @@ export async function startGuard(
     admissionUrl,
     healthUrl,
     caCert: tls.caCert,
+    tlsFiles: { certPath, keyPath },
     startServe,
     stopServe,
     registerWebhooks,
