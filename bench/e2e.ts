@@ -3,17 +3,20 @@
  * through the real kube-apiserver (+ etcd, Secrets encrypted at rest by `kms-secret-guard
  * kms-plugin`), with the guard's webhook configurations registered as shipped (rendered from
  * manifests/base, clientConfig rewritten to a `url`), in the one-call shape
- * (components/single-webhook), and not registered at all.
+ * (components/single-webhook), and not registered at all; and, for reference, the
+ * single-webhook configuration pointed at bench/ceiling.js answering the same stamp (the
+ * least any stamping webhook costs behind kube-apiserver).
  *
  * One cluster and one `serve` (the Deployment's NODE_OPTIONS) for the whole run; each
- * repetition measures both variants, alternating which goes first. The client is in this
+ * repetition measures every variant, rotating which goes first. The client is in this
  * process: keep-alive HTTPS (one connection per worker) with the cluster admin's client
  * certificate, closed loop, `concurrency` workers. CPU per write of kube-apiserver, etcd,
  * serve and kms-plugin comes from /proc/PID/stat over each measured phase.
  *
  *   npm run build && node --import ./node_modules/@tapjs/typescript/dist/esm/import.mjs bench/e2e.ts
  *
- * BENCH_QUICK=1 (1 repetition, short phases), BENCH_E2E_SHAPES (default shipped,single-webhook),
+ * BENCH_QUICK=1 (1 repetition, short phases), BENCH_E2E_SHAPES (default
+ * shipped,single-webhook,ceiling),
  * BENCH_E2E_REPS (default 3), BENCH_E2E_PHASE_MS
  * (default 4000 measured per phase, after a warm-up), BENCH_E2E_CONCURRENCY (default 1,10,50),
  * BENCH_E2E_PROFILE=1 (serve under --cpu-prof, profiles in bench/profiles/),
@@ -640,6 +643,31 @@ function cpuCell(cpu: Record<ProcessName, number>): string {
     .join(' / ');
 }
 
+/** Each guard shape against the stamping ceiling: what is the guard's, not kube-apiserver's. */
+function ceilingLines(rows: Row[]): string[] {
+  const ceilingOf = (row: Row) =>
+    rows.find(
+      (c) =>
+        c.shape === 'ceiling' && c.operation === row.operation && c.concurrency === row.concurrency,
+    );
+  const compared = rows.flatMap((row) => {
+    const ceiling = row.shape === 'ceiling' ? undefined : ceilingOf(row);
+    return ceiling === undefined ? [] : [{ row, ceiling }];
+  });
+  if (compared.length === 0) return [];
+  return [
+    '',
+    "The ceiling is bench/ceiling.js (a bare node:https server answering the same three-annotation stamp) behind the single-webhook configuration: the least any stamping webhook costs a write through kube-apiserver. serve is not called then (admissions per write 0); the serve CPU column is the ceiling's.",
+    '',
+    '| shape | write | c | ceiling ÷ unguarded writes/s | shape ÷ ceiling writes/s | p50 over the ceiling ms | kube-apiserver CPU ms/write: shape / ceiling | webhook server CPU ms/write: shape / ceiling |',
+    '|---|---|---|---|---|---|---|---|',
+    ...compared.map(
+      ({ row, ceiling }) =>
+        `| ${row.shape} | ${row.operation} | ${row.concurrency} | ${ceiling.throughputRatio} | ${round(row.guarded.writesPerSecond / Math.max(1, ceiling.guarded.writesPerSecond))} | ${round(row.guarded.p50Ms - ceiling.guarded.p50Ms)} | ${row.cpuMsPerWrite.guarded['kube-apiserver'].toFixed(2)} / ${ceiling.cpuMsPerWrite.guarded['kube-apiserver'].toFixed(2)} | ${row.cpuMsPerWrite.guarded.serve.toFixed(2)} / ${ceiling.cpuMsPerWrite.guarded.serve.toFixed(2)} |`,
+    ),
+  ];
+}
+
 function renderBlock(data: {
   rows: Row[];
   goals: Goal[];
@@ -664,6 +692,7 @@ function renderBlock(data: {
       (r) =>
         `| ${r.shape} | ${r.operation} | ${r.concurrency} | ${r.unguarded.writesPerSecond}, ${r.unguarded.p50Ms} / ${r.unguarded.p99Ms} | ${r.guarded.writesPerSecond}, ${r.guarded.p50Ms} / ${r.guarded.p99Ms} | ${r.throughputRatio} (${r.throughputRatioRange[0]}–${r.throughputRatioRange[1]}) | ${r.addedP50Ms} / ${r.addedP99Ms} | ${r.admissionsPerWrite} | ${cpuCell(r.cpuMsPerWrite.unguarded)} | ${cpuCell(r.cpuMsPerWrite.guarded)} |`,
     ),
+    ...ceilingLines(data.rows),
     END,
   ];
   return lines.join('\n');
