@@ -25,7 +25,7 @@
  * BENCH_NODE_ARGS (serve's Node.js flags), BENCH_OUT (RESULTS.md path), BENCH_E2E_JSON.
  * Writes its own block of bench/RESULTS.md; prints human lines and, last, one JSON line.
  */
-import { execFileSync, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { Agent, request } from 'node:https';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
@@ -41,7 +41,7 @@ import {
   type Guard,
   type WebhookConfiguration,
 } from '../test/e2e/harness/index.js';
-import { cpuMs, findPid } from './processes.js';
+import { cpuMs, findPid, useEveryCpu } from './processes.js';
 import { forLocalWebhook } from '../test/e2e/harness/webhooks.js';
 
 const BENCH_DIR = dirname(fileURLToPath(import.meta.url));
@@ -737,22 +737,8 @@ function serveNodeArgs(): string[] {
 
 // ---------------------------------------------------------------- main
 
-/**
- * `npm run bench` pins its runner (and so this process) off CPU 0 for the component bench;
- * the cluster started here must use every CPU, as a control-plane node does.
- */
-function unpin(): void {
-  try {
-    execFileSync('taskset', ['-apc', `0-${cpus().length - 1}`, String(process.pid)], {
-      stdio: 'ignore',
-    });
-  } catch {
-    // No taskset: nothing was pinned either.
-  }
-}
-
 async function main(): Promise<void> {
-  unpin();
+  useEveryCpu();
   const wallStart = Date.now();
   const nodeArgs = serveNodeArgs();
   const cluster = await startCluster({

@@ -408,7 +408,7 @@ function encryptionSection(encryption) {
       ? `${encryption.ratio}×`
       : `${encryption.ratio}×, the median of the repetitions' ratios (${encryption.pairedRatios.join(', ')}; ratio of the medians ${encryption.ratioOfMedians}×)`;
   return [
-    `bench/encryption.ts: Secret creates through a real kube-apiserver + etcd (test/e2e/harness), ${encryption.writes} writes per measurement at concurrency ${encryption.concurrency}, ${encryption.reps} interleaved repetitions (fresh cluster each, medians):`,
+    `bench/encryption.ts: Secret creates through a real kube-apiserver + etcd (test/e2e/harness), ${encryption.writes} writes per measurement at concurrency ${encryption.concurrency}, ${encryption.reps} interleaved repetitions (fresh cluster each, on every CPU, medians):`,
     '',
     '| Secrets stored with | creates/s | p50 ms | p99 ms | CPU ms/write: kube-apiserver | etcd | kms-plugin | KMS Encrypt / Decrypt / DescribeKey per 1,000 writes |',
     '|---|---|---|---|---|---|---|---|',
