@@ -25,7 +25,6 @@
  * BENCH_NODE_ARGS (serve's Node.js flags), BENCH_OUT (RESULTS.md path), BENCH_E2E_JSON.
  * Writes its own block of bench/RESULTS.md; prints human lines and, last, one JSON line.
  */
-import { spawn } from 'node:child_process';
 import { Agent, request } from 'node:https';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
@@ -42,6 +41,7 @@ import {
   type WebhookConfiguration,
 } from '../test/e2e/harness/index.js';
 import { cpuMs, findPid, useEveryCpu } from './processes.js';
+import { startCeiling } from './harness.js';
 import { forLocalWebhook } from '../test/e2e/harness/webhooks.js';
 
 const BENCH_DIR = dirname(fileURLToPath(import.meta.url));
@@ -347,39 +347,52 @@ async function runPhase(spec: PhaseSpec, context: PhaseContext, created: Created
 
 // ---------------------------------------------------------------- switching variants
 
-/** Admissions serve answers for one server-side dry-run create through the API server. */
-async function admissionsPerDryRun(cluster: Cluster, guard: Guard): Promise<number> {
+/** One server-side dry-run create through the API server. */
+async function dryRunCreate(cluster: Cluster): Promise<string> {
   const client = await clientFor(cluster, 1);
   try {
-    const before = await admissionCount(guard);
-    const name = `probe-${Date.now()}`;
     const res = await call(
       client,
       'POST',
       `/api/v1/namespaces/${NAMESPACE}/secrets?dryRun=All`,
-      secretBody(name, 0),
+      secretBody(`probe-${Date.now()}`, 0),
     );
     if (res.status !== 201) throw new Error(`dry-run create: ${res.status} ${res.body}`);
-    return (await admissionCount(guard)) - before;
+    return res.body;
   } finally {
     client.agent.destroy();
   }
 }
 
-/** Waits until the API server calls the webhook `expected` times per write (informer lag). */
-async function waitForAdmissions(cluster: Cluster, guard: Guard, expected: number): Promise<void> {
+/** Admissions serve answers for one server-side dry-run create. */
+async function admissionsPerDryRun(cluster: Cluster, guard: Guard): Promise<number> {
+  const before = await admissionCount(guard);
+  await dryRunCreate(cluster);
+  return (await admissionCount(guard)) - before;
+}
+
+/**
+ * Waits until `check` holds twice in a row (every configuration has reached the API
+ * server's informer), for up to 60 s; `describe` says what was seen last.
+ */
+async function waitForWebhooks(
+  check: () => Promise<boolean>,
+  describe: () => string,
+): Promise<void> {
   const deadline = Date.now() + 60_000;
-  let seen = -1;
   while (Date.now() < deadline) {
-    seen = await admissionsPerDryRun(cluster, guard);
-    if (seen === expected) {
-      // Twice in a row: both configurations have reached the API server's informer.
-      if ((await admissionsPerDryRun(cluster, guard)) === expected) return;
-    }
+    if ((await check()) && (await check())) return;
     await new Promise((resolve) => setTimeout(resolve, 250));
   }
-  throw new Error(
-    `the API server called the webhook ${seen} times per write, expected ${expected}`,
+  throw new Error(describe());
+}
+
+/** Waits until the API server calls serve `expected` times per write (informer lag). */
+async function waitForAdmissions(cluster: Cluster, guard: Guard, expected: number): Promise<void> {
+  let seen = -1;
+  await waitForWebhooks(
+    async () => (seen = await admissionsPerDryRun(cluster, guard)) === expected,
+    () => `the API server called the webhook ${seen} times per write, expected ${expected}`,
   );
 }
 
@@ -418,69 +431,30 @@ interface Ceiling {
   stop(): void;
 }
 
-/** bench/ceiling.js stamping, with serve's certificate and heap flags. */
+/** bench/ceiling.js stamping, with serve's certificate and heap flags, on every CPU. */
 async function startStampingCeiling(guard: Guard, nodeArgs: string[]): Promise<Ceiling> {
-  const options = {
-    certFile: guard.tlsFiles.certPath,
-    keyFile: guard.tlsFiles.keyPath,
-    port: 0,
-    stamp: true,
-  };
-  const child = spawn(
-    process.execPath,
-    [
-      ...nodeArgs.filter((arg) => !arg.startsWith('--cpu-prof')),
-      join(BENCH_DIR, 'ceiling.js'),
-      JSON.stringify(options),
-    ],
-    { stdio: ['ignore', 'pipe', 'inherit'] },
+  const started = await startCeiling(
+    { cert: guard.tlsFiles.certPath, key: guard.tlsFiles.keyPath },
+    nodeArgs.filter((arg) => !arg.startsWith('--cpu-prof')),
+    {},
+    { stamp: true, pin: false },
   );
-  const port = await new Promise<number>((resolve, reject) => {
-    let buffer = '';
-    const timer = setTimeout(() => {
-      reject(new Error('the ceiling did not start in 10 s'));
-    }, 10_000);
-    child.once('exit', (code) => {
-      clearTimeout(timer);
-      reject(new Error(`the ceiling exited with ${String(code)}`));
-    });
-    child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
-      buffer += chunk;
-      const newline = buffer.indexOf('\n');
-      if (newline < 0) return;
-      clearTimeout(timer);
-      resolve((JSON.parse(buffer.slice(0, newline)) as { port: number }).port);
-    });
-  });
-  if (child.pid === undefined) throw new Error('the ceiling has no pid');
+  if (started.pid === undefined) throw new Error('the ceiling has no pid');
   return {
-    pid: child.pid,
-    url: `https://127.0.0.1:${String(port)}`,
+    pid: started.pid,
+    url: started.url,
     stop: () => {
-      child.kill('SIGTERM');
+      started.child.kill('SIGTERM');
     },
   };
 }
 
-/** Waits until dry-run creates come back stamped by the ceiling, twice in a row. */
+/** Waits until dry-run creates come back stamped by the ceiling. */
 async function waitForCeiling(cluster: Cluster): Promise<void> {
-  const client = await clientFor(cluster, 1);
-  try {
-    let streak = 0;
-    for (let attempt = 0; attempt < 240 && streak < 2; attempt += 1) {
-      const res = await call(
-        client,
-        'POST',
-        `/api/v1/namespaces/${NAMESPACE}/secrets?dryRun=All`,
-        secretBody(`probe-${Date.now()}`, 0),
-      );
-      streak = res.status === 201 && res.body.includes('ceiling-0000') ? streak + 1 : 0;
-      if (streak < 2) await new Promise((resolve) => setTimeout(resolve, 250));
-    }
-    if (streak < 2) throw new Error('the API server never called the ceiling webhook');
-  } finally {
-    client.agent.destroy();
-  }
+  await waitForWebhooks(
+    async () => (await dryRunCreate(cluster)).includes('ceiling-0000'),
+    () => 'the API server never called the ceiling webhook',
+  );
 }
 
 async function setVariant(

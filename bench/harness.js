@@ -52,8 +52,8 @@ export function serverNodeArgs() {
 }
 
 /** The command line that starts a server process: on CPU 0 when pinning (taskset execs it, same pid). */
-function serverCommand(args) {
-  return PIN ? ['taskset', ['-c', '0', process.execPath, ...args]] : [process.execPath, args];
+function serverCommand(args, pin = PIN) {
+  return pin ? ['taskset', ['-c', '0', process.execPath, ...args]] : [process.execPath, args];
 }
 
 export function log(line) {
@@ -204,13 +204,25 @@ export async function waitForHttp(url, ok, timeoutMs = 20_000) {
   }
 }
 
-export async function startCeiling(files, nodeArgs = [], extraEnv = {}) {
+/**
+ * bench/ceiling.js as its own process. `stamp`: answer with the stamp patch (the end-to-end
+ * bench's ceiling); `pin`: on CPU 0 like the component bench's servers (default PIN).
+ */
+export async function startCeiling(
+  files,
+  nodeArgs = [],
+  extraEnv = {},
+  { stamp = false, pin = PIN } = {},
+) {
   const child = spawn(
-    ...serverCommand([
-      ...nodeArgs,
-      join(BENCH_DIR, 'ceiling.js'),
-      JSON.stringify({ certFile: files.cert, keyFile: files.key }),
-    ]),
+    ...serverCommand(
+      [
+        ...nodeArgs,
+        join(BENCH_DIR, 'ceiling.js'),
+        JSON.stringify({ certFile: files.cert, keyFile: files.key, ...(stamp && { stamp }) }),
+      ],
+      pin,
+    ),
     { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, ...extraEnv } },
   );
   const port = await new Promise((resolvePort, reject) => {

@@ -5,12 +5,11 @@
 import { execFileSync } from 'node:child_process';
 import { readFileSync, readdirSync } from 'node:fs';
 import { cpus } from 'node:os';
+import { cpuSeconds } from './harness.js';
 
-/** utime + stime of a process in milliseconds (/proc/PID/stat, clock ticks of 10 ms). */
+/** utime + stime of a process in milliseconds. */
 export function cpuMs(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(fields[11]) + Number(fields[12])) * 10;
+  return cpuSeconds(pid) * 1000;
 }
 
 /** The pid whose command line contains every one of `parts` (the harness' processes). */

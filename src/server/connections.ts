@@ -135,6 +135,15 @@ export function closeUnusedAfterHandshake(
     clock.clearTimeout(timer);
     timers.delete(socket);
   };
+  const closeAfter = (socket: Socket, ms: number): void => {
+    timers.set(
+      socket,
+      clock.setTimeout(() => {
+        timers.delete(socket);
+        socket.destroy();
+      }, ms),
+    );
+  };
   // Closed here but not yet gone from `sources`: timers firing together trim a source to
   // its share, no further.
   const closing = new Map<string, number>();
@@ -151,22 +160,9 @@ export function closeUnusedAfterHandshake(
       socket.destroy();
       return;
     }
-    const wait = Math.max(0, deadlines.patientMs - deadlines.impatientMs);
-    timers.set(
-      socket,
-      clock.setTimeout(() => socket.destroy(), wait),
-    );
+    closeAfter(socket, Math.max(0, deadlines.patientMs - deadlines.impatientMs));
   };
   let drainGraceMs: number | undefined;
-  const closeAfter = (socket: Socket, ms: number): void => {
-    timers.set(
-      socket,
-      clock.setTimeout(() => {
-        timers.delete(socket);
-        socket.destroy();
-      }, ms),
-    );
-  };
   server.on('secureConnection', (socket) => {
     socket.once('close', () => {
       stop(socket);

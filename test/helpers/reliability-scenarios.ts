@@ -24,6 +24,7 @@ import { writeFile, rename } from 'node:fs/promises';
 import { httpGet, httpsCall } from './http.js';
 import { sleep, eventually } from './eventually.js';
 import { freePort } from './processes.js';
+import { handshake } from './hardening.js';
 
 export const REFRESH_MS = 200;
 
@@ -528,7 +529,6 @@ export async function shutdownUnderLoad(t: Test, options: ShutdownUnderLoadOptio
  */
 export async function shutdownWithHeldConnections(t: Test): Promise<void> {
   const { certs, child } = await readyServeChild(t);
-  const url = new URL(child.admissionUrl);
   const agent = new Agent({ keepAlive: true, ca: certs.caCert, maxSockets: 4 });
   t.teardown(() => {
     agent.destroy();
@@ -550,22 +550,7 @@ export async function shutdownWithHeldConnections(t: Test): Promise<void> {
     'four admissions answered on kept-alive connections, which now sit idle',
   );
   const unused = await Promise.all(
-    Array.from(
-      { length: 4 },
-      () =>
-        new Promise<import('node:tls').TLSSocket>((resolve, reject) => {
-          const socket = connect({
-            host: url.hostname,
-            port: Number(url.port),
-            ca: certs.caCert,
-            servername: 'localhost',
-          });
-          socket.once('secureConnect', () => {
-            resolve(socket);
-          });
-          socket.once('error', reject);
-        }),
-    ),
+    Array.from({ length: 4 }, () => handshake(child.admissionUrl, certs.caCert)),
   );
   t.teardown(() => {
     for (const socket of unused) socket.destroy();
